@@ -1,0 +1,42 @@
+# The README's first commands. `make demo` runs the whole pipeline on the embedded broker;
+# `make test` runs the whole suite (unit, contract, integration). Both create .venv first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test test-fast demo bench broker-start broker-stop clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+$(STAMP): pyproject.toml
+	@echo "== creating $(VENV) with $(PYTHON) and installing the project (torch 2.13.0 CPU from the local wheel)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create or update .venv
+
+test: $(STAMP)  ## run the whole test suite: unit, contract and integration (embedded broker)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## unit and contract tests only (no broker)
+	$(PY) -m pytest -m "not integration"
+
+demo: $(STAMP)  ## generate history, backfill features, train, evaluate, then run live with scoring
+	$(PY) -m demo
+
+bench: $(STAMP)  ## run the benchmarks and print the tables quoted in the README
+	$(PY) -m benchmarks.run_all
+
+broker-start: $(STAMP)  ## start the embedded Tansu broker in the background (pid file in .broker/)
+	$(PY) -m broker start --background
+
+broker-stop: $(STAMP)  ## stop the background embedded broker
+	$(PY) -m broker stop
+
+clean:  ## remove the virtual environment and generated data
+	rm -rf $(VENV) .broker data artifacts reports .pytest_cache

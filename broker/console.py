@@ -1,0 +1,176 @@
+"""A console consumer that works against the embedded broker (Debian's kcat is too old for it).
+
+``python -m broker.console TOPIC`` prints new records as they arrive, like
+``kafka-console-consumer``. It assigns every partition itself instead of joining a consumer
+group, so it starts at once (Tansu's group join waits for a rebalance timeout).
+
+Examples::
+
+    python -m broker.console scores --from-beginning --max-messages 5 --print-key
+    python -m broker.console dead-letters --from-beginning --timeout-ms 2000
+
+:func:`read_topic` is the same reader as a function; tests use it to count what a topic
+holds by consuming it (Tansu's watermark offsets have been seen to under-count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+
+from broker.admin import BrokerUnreachable, partition_count
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _consumer(bootstrap: str, eof: bool) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "recstream-console",  # required by the client; never joined (assign only)
+            "enable.auto.commit": False,
+            "enable.partition.eof": eof,
+            "log_level": 2,
+        }
+    )
+
+
+def iter_topic(
+    bootstrap: str,
+    topic: str,
+    from_beginning: bool = True,
+    to_end: bool = True,
+    idle_timeout_s: float | None = None,
+    partitions: list[int] | None = None,
+) -> Iterator[Record]:
+    """Yield a topic's records.
+
+    ``to_end`` stops when every partition has reported its end; otherwise the iterator
+    follows the topic until ``idle_timeout_s`` passes without a record (forever if None).
+    """
+    count = partition_count(bootstrap, topic)
+    parts = list(range(count)) if partitions is None else partitions
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    consumer = _consumer(bootstrap, eof=to_end)
+    consumer.assign([TopicPartition(topic, p, start) for p in parts])
+    at_end: set[int] = set()
+    last = time.monotonic()
+    try:
+        while True:
+            messages = consumer.consume(1000, 0.2)
+            for m in messages:
+                error = m.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(m.partition())
+                        continue
+                    msg = f"error reading {topic}[{m.partition()}]: {error}"
+                    raise RuntimeError(msg)
+                at_end.discard(m.partition())
+                last = time.monotonic()
+                yield Record(
+                    topic=m.topic(),
+                    partition=m.partition(),
+                    offset=m.offset(),
+                    key=m.key(),
+                    value=m.value(),
+                    timestamp_ms=m.timestamp()[1],
+                    headers=tuple(m.headers() or ()),
+                )
+            if to_end and len(at_end) == len(parts):
+                return
+            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                return
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Record]:
+    """Every record a topic holds now, read from the beginning to the end of each partition."""
+    deadline = time.monotonic() + timeout_s
+    records = []
+    for record in iter_topic(bootstrap, topic, from_beginning=True, to_end=True):
+        records.append(record)
+        if time.monotonic() > deadline:
+            msg = f"reading {topic} took longer than {timeout_s:g}s"
+            raise TimeoutError(msg)
+    return records
+
+
+def _text(b: bytes | None) -> str:
+    if b is None:
+        return "null"
+    return b.decode("utf-8", errors="backslashreplace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from broker.embedded import resolve_bootstrap
+
+    p = argparse.ArgumentParser(
+        prog="python -m broker.console",
+        description="Print a topic's records (kafka-console-consumer style). "
+        "Uses KAFKA_BOOTSTRAP_SERVERS, else the embedded broker.",
+    )
+    p.add_argument("topic", help="topic to read")
+    p.add_argument("--from-beginning", action="store_true", help="start at the earliest record (default: only new ones)")
+    p.add_argument("--max-messages", type=int, default=None, metavar="N", help="exit after N records")
+    p.add_argument("--timeout-ms", type=int, default=None, metavar="MS", help="exit after MS ms without a record")
+    p.add_argument("--print-key", action="store_true", help="print key<TAB>value")
+    p.add_argument("--print-partition", action="store_true", help="prefix partition:offset")
+    p.add_argument("--print-headers", action="store_true", help="append the headers")
+    p.add_argument("--partition", type=int, action="append", default=None, help="read only this partition (repeatable)")
+    args = p.parse_args(argv)
+    if args.max_messages is not None and args.max_messages < 1:
+        print(f"error: --max-messages must be >= 1, got {args.max_messages}", file=sys.stderr)
+        return 2
+    try:
+        bootstrap = resolve_bootstrap(autostart=False)
+        records = iter_topic(
+            bootstrap,
+            args.topic,
+            from_beginning=args.from_beginning,
+            to_end=False,
+            idle_timeout_s=None if args.timeout_ms is None else args.timeout_ms / 1000,
+            partitions=args.partition,
+        )
+        n = 0
+        for r in records:
+            parts = []
+            if args.print_partition:
+                parts.append(f"{r.partition}:{r.offset}")
+            if args.print_key:
+                parts.append(_text(r.key))
+            parts.append(_text(r.value))
+            if args.print_headers:
+                parts.append(",".join(f"{k}={_text(v)}" for k, v in r.headers) or "-")
+            print("\t".join(parts), flush=True)
+            n += 1
+            if args.max_messages is not None and n >= args.max_messages:
+                break
+        print(f"Processed a total of {n} messages", file=sys.stderr)
+        return 0
+    except (BrokerUnreachable, LookupError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

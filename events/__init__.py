@@ -1,0 +1,1 @@
+"""The event contract: schema, validator and partitioning shared by every component."""

@@ -1,0 +1,224 @@
+"""The interaction event contract shared by the producer, the dataflows and training.
+
+An interaction is one JSON object per Kafka message (key = ``user_id``), UTF-8 encoded.
+Field by field:
+
+=============== ========== ==========================================================
+field           type       meaning
+=============== ========== ==========================================================
+schema_version  int        contract version; this module reads version 1
+event_id        str        unique per event, deterministic for a producer run
+event_type      str        ``view``, ``click``, ``add_cart`` or ``purchase``
+ts              int        event time, epoch milliseconds, UTC
+user_id         str        who acted
+item_id         str        which item
+session_id      str        the session the event belongs to
+category        str        the item's category
+price           float      the item's price in USD, > 0
+country         str        the user's country, ISO 3166 alpha-2
+device          str        ``mobile``, ``desktop`` or ``tablet``
+view_id         str|null   for click, add_cart and purchase: the ``event_id`` of the view
+                           the event follows from (labels join on it); null for views
+rating          int|null   1 to 5 on purchases, null otherwise
+=============== ========== ==========================================================
+
+``events/interaction.schema.json`` says the same in JSON Schema; a contract test keeps the
+two in agreement. :func:`check` is the validator: it returns ``None`` for a valid event and
+otherwise a :class:`Rejection` naming the reason and the field, so every dead letter can say
+why it was refused.
+
+>>> ok = {"schema_version": 1, "event_id": "e1", "event_type": "view", "ts": 1732233600000,
+...       "user_id": "u1", "item_id": "i9", "session_id": "s1", "category": "Books",
+...       "price": 12.5, "country": "US", "device": "mobile", "view_id": None, "rating": None}
+>>> check(ok) is None
+True
+>>> check({**ok, "event_type": "like"})
+Rejection(reason='unknown_event_type', detail="event_type 'like'; expected one of view, click, add_cart, purchase")
+>>> check({**ok, "event_type": "click"}).detail
+'view_id must be a non-empty string on a click'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+SCHEMA_VERSION: Final = 1
+
+EventType = Literal["view", "click", "add_cart", "purchase"]
+EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "add_cart", "purchase")
+#: index of each event type in count vectors (views, clicks, add_carts, purchases)
+EVENT_TYPE_INDEX: Final[dict[str, int]] = {t: i for i, t in enumerate(EVENT_TYPES)}
+
+CATEGORIES: Final = ("Electronics", "Clothing", "Home", "Sports", "Books")
+COUNTRIES: Final = ("US", "UK", "DE", "FR", "JP")
+DEVICES: Final = ("mobile", "desktop", "tablet")
+
+#: Why an event was refused. A closed set, so dead-letter counters have fixed names.
+RejectReason = Literal[
+    "unparseable",  # not UTF-8 JSON, or not a JSON object
+    "schema",  # a field is missing, has the wrong type or an invalid value
+    "unknown_event_type",
+    "unsupported_schema_version",
+    "ts_out_of_range",  # event time far outside the stream's time
+    "duplicate",  # an event_id already seen within the dedup horizon
+    "late",  # event time behind the watermark (beyond the allowed lateness)
+    "kafka_error",  # the consumer reported an error instead of a message
+]
+REJECT_REASONS: Final[tuple[RejectReason, ...]] = (
+    "unparseable",
+    "schema",
+    "unknown_event_type",
+    "unsupported_schema_version",
+    "ts_out_of_range",
+    "duplicate",
+    "late",
+    "kafka_error",
+)
+
+#: Fields in the order the producer writes them.
+FIELDS: Final = (
+    "schema_version",
+    "event_id",
+    "event_type",
+    "ts",
+    "user_id",
+    "item_id",
+    "session_id",
+    "category",
+    "price",
+    "country",
+    "device",
+    "view_id",
+    "rating",
+)
+_STR_FIELDS: Final = ("event_id", "user_id", "item_id", "session_id", "category", "country", "device")
+_MAX_ID_LEN: Final = 128
+#: 2000-01-01T00:00:00Z in epoch ms; anything earlier is a unit error (seconds, not ms).
+TS_MIN_MS: Final = 946_684_800_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event was refused: a reason from :data:`REJECT_REASONS` and a readable detail."""
+
+    reason: RejectReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One interaction event, typed. The dataflow's hot path works on the validated dict."""
+
+    event_id: str
+    event_type: EventType
+    ts: int  # event time, epoch ms UTC
+    user_id: str
+    item_id: str
+    session_id: str
+    category: str
+    price: float  # USD
+    country: str
+    device: str
+    view_id: str | None = None  # the view a follow-up event came from
+    rating: int | None = None  # 1..5 on purchases
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a dict in :data:`FIELDS` order."""
+        d = asdict(self)
+        return {f: d[f] for f in FIELDS}
+
+    def to_json(self) -> bytes:
+        """Serialise in :data:`FIELDS` order (the bytes a producer would send)."""
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Interaction:
+        """Build from a dict that :func:`check` accepted; raise ValueError otherwise."""
+        rejection = check(obj)
+        if rejection is not None:
+            msg = f"invalid interaction ({rejection.reason}): {rejection.detail}"
+            raise ValueError(msg)
+        return cls(**{f: obj.get(f) for f in FIELDS})
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int  # bool is a subclass of int and is not a valid count or time
+
+
+def check(obj: Any) -> Rejection | None:
+    """Validate a decoded event; return None if valid, else the reason it is refused.
+
+    Unknown extra fields are allowed (forward compatibility); every field in
+    :data:`FIELDS` except ``view_id`` and ``rating`` is required.
+    """
+    if type(obj) is not dict:
+        return Rejection("unparseable", f"expected a JSON object, got {type(obj).__name__}")
+    version = obj.get("schema_version")
+    if version != SCHEMA_VERSION or not _is_int(version):
+        if version is None:
+            return Rejection("schema", "missing field 'schema_version'")
+        return Rejection(
+            "unsupported_schema_version", f"schema_version {version!r}; this reader knows {SCHEMA_VERSION}"
+        )
+    for f in _STR_FIELDS:
+        v = obj.get(f)
+        if type(v) is not str or not v or len(v) > _MAX_ID_LEN:
+            if f not in obj:
+                return Rejection("schema", f"missing field {f!r}")
+            return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
+    event_type = obj.get("event_type")
+    if event_type not in EVENT_TYPE_INDEX:
+        if "event_type" not in obj:
+            return Rejection("schema", "missing field 'event_type'")
+        return Rejection(
+            "unknown_event_type", f"event_type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
+        )
+    ts = obj.get("ts")
+    if not _is_int(ts):
+        if "ts" not in obj:
+            return Rejection("schema", "missing field 'ts'")
+        return Rejection("schema", f"ts must be an integer (epoch ms), got {ts!r}")
+    if ts < TS_MIN_MS:
+        return Rejection("ts_out_of_range", f"ts {ts} is before 2000-01-01 (seconds instead of milliseconds?)")
+    price = obj.get("price")
+    if type(price) not in (float, int) or not 0 < price <= 1e9:  # NaN fails the comparison
+        if "price" not in obj:
+            return Rejection("schema", "missing field 'price'")
+        return Rejection("schema", f"price must be a positive number, got {price!r}")
+    view_id = obj.get("view_id")
+    if event_type == "view":
+        if view_id is not None:
+            return Rejection("schema", f"view_id must be null on a view, got {view_id!r}")
+    elif type(view_id) is not str or not view_id:
+        return Rejection("schema", f"view_id must be a non-empty string on a {event_type}")
+    rating = obj.get("rating")
+    if event_type == "purchase":
+        if not _is_int(rating) or not 1 <= rating <= 5:
+            return Rejection("schema", f"rating must be an integer 1..5 on a purchase, got {rating!r}")
+    elif rating is not None:
+        return Rejection("schema", f"rating must be null on a {event_type}, got {rating!r}")
+    return None
+
+
+def decode(raw: bytes | None) -> tuple[dict[str, Any] | None, Rejection | None]:
+    """Parse and validate one message value: ``(event, None)`` or ``(None, rejection)``.
+
+    >>> decode(b"{not json")[1].reason
+    'unparseable'
+    >>> decode(None)[1].detail
+    'empty message value'
+    """
+    if not raw:
+        return None, Rejection("unparseable", "empty message value")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return None, Rejection("unparseable", f"invalid JSON: {e}")
+    rejection = check(obj)
+    if rejection is not None:
+        return None, rejection
+    return obj, None

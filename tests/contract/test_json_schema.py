@@ -1,0 +1,60 @@
+"""events/interaction.schema.json and events/schema.check agree on valid and invalid events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events.schema import CATEGORIES, COUNTRIES, DEVICES, EVENT_TYPES, FIELDS, check
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "events" / "interaction.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=20)
+
+
+@st.composite
+def valid_events(draw):
+    event_type = draw(st.sampled_from(EVENT_TYPES))
+    return {
+        "schema_version": 1,
+        "event_id": draw(ids),
+        "event_type": event_type,
+        "ts": draw(st.integers(946_684_800_000, 4_102_444_800_000)),
+        "user_id": draw(ids),
+        "item_id": draw(ids),
+        "session_id": draw(ids),
+        "category": draw(st.sampled_from(CATEGORIES)),
+        "price": draw(st.floats(0.01, 1e6)),
+        "country": draw(st.sampled_from(COUNTRIES)),
+        "device": draw(st.sampled_from(DEVICES)),
+        "view_id": None if event_type == "view" else draw(ids),
+        "rating": draw(st.integers(1, 5)) if event_type == "purchase" else None,
+    }
+
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 10), st.floats(allow_nan=True), st.text(max_size=3), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_events())
+def test_valid_events_pass_both(event):
+    assert check(event) is None
+    assert VALIDATOR.is_valid(event)
+
+
+@settings(max_examples=600, deadline=None)
+@given(valid_events(), st.sampled_from(FIELDS), junk, st.booleans())
+def test_mutated_events_get_the_same_verdict(event, field, value, drop):
+    mutated = dict(event)
+    if drop:
+        mutated.pop(field)
+    else:
+        mutated[field] = value
+    if field == "price" and isinstance(value, float) and value != value:
+        return  # JSON has no NaN; the JSON Schema cannot speak about it
+    assert (check(mutated) is None) == VALIDATOR.is_valid(mutated), (field, value, drop, check(mutated))

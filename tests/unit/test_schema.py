@@ -1,0 +1,79 @@
+"""The validator refuses every kind of bad event with a reason that names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.schema import FIELDS, Interaction, check, decode
+
+VIEW = {
+    "schema_version": 1,
+    "event_id": "e-1",
+    "event_type": "view",
+    "ts": 1_732_233_600_000,
+    "user_id": "u1",
+    "item_id": "i9",
+    "session_id": "s1",
+    "category": "Books",
+    "price": 12.5,
+    "country": "US",
+    "device": "mobile",
+    "view_id": None,
+    "rating": None,
+}
+CLICK = {**VIEW, "event_id": "e-2", "event_type": "click", "view_id": "e-1"}
+PURCHASE = {**VIEW, "event_id": "e-3", "event_type": "purchase", "view_id": "e-1", "rating": 4}
+
+
+@pytest.mark.parametrize("event", [VIEW, CLICK, PURCHASE, {**VIEW, "price": 3}, {**VIEW, "extra": 1}])
+def test_valid_events_pass(event):
+    assert check(event) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "reason", "needle"),
+    [
+        ([1, 2], "unparseable", "JSON object"),
+        ({**VIEW, "schema_version": 2}, "unsupported_schema_version", "schema_version 2"),
+        ({k: v for k, v in VIEW.items() if k != "schema_version"}, "schema", "schema_version"),
+        ({k: v for k, v in VIEW.items() if k != "user_id"}, "schema", "'user_id'"),
+        ({**VIEW, "user_id": ""}, "schema", "user_id"),
+        ({**VIEW, "item_id": 7}, "schema", "item_id"),
+        ({**VIEW, "event_type": "like"}, "unknown_event_type", "'like'"),
+        ({k: v for k, v in VIEW.items() if k != "event_type"}, "schema", "event_type"),
+        ({**VIEW, "ts": "2024-01-01"}, "schema", "ts must be an integer"),
+        ({**VIEW, "ts": True}, "schema", "ts must be an integer"),
+        ({**VIEW, "ts": 1_732_233_600}, "ts_out_of_range", "seconds instead of milliseconds"),
+        ({**VIEW, "price": -1.0}, "schema", "price"),
+        ({**VIEW, "price": float("nan")}, "schema", "price"),
+        ({**VIEW, "price": False}, "schema", "price"),
+        ({**VIEW, "view_id": "e-0"}, "schema", "view_id must be null on a view"),
+        ({**CLICK, "view_id": None}, "schema", "view_id must be a non-empty string on a click"),
+        ({**PURCHASE, "rating": 6}, "schema", "rating must be an integer 1..5"),
+        ({**PURCHASE, "rating": None}, "schema", "rating"),
+        ({**CLICK, "rating": 3}, "schema", "rating must be null on a click"),
+    ],
+)
+def test_invalid_events_name_reason_and_field(event, reason, needle):
+    rejection = check(event)
+    assert rejection is not None
+    assert rejection.reason == reason
+    assert needle in rejection.detail
+
+
+def test_decode_reports_bad_bytes():
+    assert decode(b"\xff\xfe")[1].reason == "unparseable"
+    assert decode(b"")[1].reason == "unparseable"
+    event, rejection = decode(Interaction.from_dict(CLICK).to_json())
+    assert rejection is None and event == CLICK
+
+
+def test_interaction_round_trip_keeps_field_order():
+    interaction = Interaction.from_dict(PURCHASE)
+    assert list(interaction.to_dict()) == list(FIELDS)
+    assert decode(interaction.to_json())[0] == PURCHASE
+
+
+def test_from_dict_refuses_invalid():
+    with pytest.raises(ValueError, match="unknown_event_type"):
+        Interaction.from_dict({**VIEW, "event_type": "like"})
