@@ -1,0 +1,1 @@
+"""DLRM ranking model: module, training, evaluation, artifact, batch scorer."""
