@@ -108,6 +108,7 @@ class FeatureSpec:
 
     horizons: tuple[Horizon, ...] = DEFAULT_HORIZONS
     window_ms: int = 60_000  # tumbling window and item tile length
+    item_delay_ms: int = 6_000  # item counts cover closed windows ending >= this before the event
     priors: Priors = field(default_factory=Priors)
     user_buckets: int = 16_384  # hash buckets of the user-id embedding table
     item_buckets: int = 8_192  # hash buckets of the item-id embedding table

@@ -1,0 +1,139 @@
+"""Stage 2, one instance per item shard: item windows, item counts, the complete vector.
+
+An item's events come from every input partition, read in an order no one controls
+(partitions are consumed concurrently, by one or many workers). To stay deterministic the
+item stage works on *closed* windows only:
+
+* the stage watermark G is the minimum of the partitions' watermarks (sent with every
+  chunk); an item window closes, is emitted and enters the item's totals once G passes its
+  end; no accepted event can fall into a closed window (each partition refuses events
+  behind its own watermark, which is >= G);
+* the item part of an event's vector counts the item's closed windows in
+  ``[horizon start(t), cut(t))`` where ``cut(t) = floor((t - item_delay_ms) / window) * window``;
+  if G has not reached the cut yet, the event waits here until it has (in a live stream
+  every partition is within milliseconds, so it rarely waits).
+
+Each completed event leaves as :class:`Vectors` with its user, item and user x category
+packed vectors.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+from events.schema import EVENT_TYPE_INDEX
+from features.config import FeaturesConfig
+from features.partition_stage import NEG_INF, POS_INF, Records, ToItems
+from features.records import Record, window_record
+from features.tiles import ClosedWindowTable
+
+#: (event, user vector, item vector, user x category vector, item cut ms)
+Vector = tuple[dict[str, Any], int, int, int, int]
+
+
+@dataclass
+class Vectors:
+    """Events with their complete point-in-time vectors."""
+
+    items: list[Vector]
+
+
+class ItemShardState:
+    """State and logic of one item shard; pickled for Bytewax recovery."""
+
+    def __init__(self, config: FeaturesConfig, shard: int, partitions: int):
+        if partitions < 1:
+            msg = f"the item stage needs the number of input partitions (>= 1), got {partitions}"
+            raise ValueError(msg)
+        self.config = config
+        self.shard = shard
+        self.items = ClosedWindowTable(
+            config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms
+        )
+        self.marks = [NEG_INF] * partitions
+        self.watermark = NEG_INF
+        self.pending: list[tuple[int, int, tuple[dict[str, Any], int, int]]] = []  # (cut, seq, event)
+        self.seq = 0
+        self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
+
+    def cut(self, t: int) -> int:
+        """Item features of an event at ``t`` cover closed windows before this time."""
+        w = self.config.window_ms
+        d = t - self.config.item_delay_ms
+        return d - d % w
+
+    def process(self, chunk: ToItems) -> list[Vectors | Records]:
+        """Count a chunk's events, then apply its partition watermark."""
+        items = self.items
+        type_index = EVENT_TYPE_INDEX
+        done: list[Vector] = []
+        pending = self.pending
+        w = self.config.window_ms
+        delay = self.config.item_delay_ms
+        closed_until = items.closed_until
+        for entry in chunk.events:
+            event = entry[0]
+            t = event["ts"]
+            item_id = event["item_id"]
+            items.add(item_id, t, type_index[event["event_type"]])
+            d = t - delay
+            cut = d - d % w
+            if cut <= closed_until:
+                done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut))
+            else:
+                self.seq += 1
+                heapq.heappush(pending, (cut, self.seq, entry))
+        records: list[Record] = []
+        if chunk.partition >= len(self.marks):
+            msg = f"chunk from partition {chunk.partition}, but the item stage was built for {len(self.marks)}"
+            raise ValueError(msg)
+        if chunk.watermark > self.marks[chunk.partition]:
+            self.marks[chunk.partition] = chunk.watermark
+            new_watermark = min(self.marks)
+            if new_watermark > self.watermark:
+                self.watermark = new_watermark
+                self._advance(records, done)
+        self.counters["vectors"] += len(done)
+        out: list[Vectors | Records] = []
+        if done:
+            out.append(Vectors(done))
+        if records:
+            out.append(Records(records))
+        return out
+
+    def _advance(self, records: list[Record], done: list[Vector]) -> None:
+        cfg = self.config
+        items = self.items
+        n = 0
+        for item_id, ws, counts in items.close_windows(self.watermark):
+            key, value = window_record("item", item_id, ws, cfg.window_ms, counts, cfg.priors)
+            records.append(("item_features", key, value))
+            n += 1
+        self.counters["windows"] += n
+        pending = self.pending
+        while pending and pending[0][0] <= items.closed_until:
+            cut, _, entry = heapq.heappop(pending)
+            event = entry[0]
+            done.append((event, entry[1], items.query(event["item_id"], event["ts"], cut), entry[2], cut))
+        # Every later query comes from an event at or after the watermark (partitions refuse
+        # anything older), so tiles below it may go.
+        if self.watermark < POS_INF:
+            items.t_floor = self.watermark
+            items.evict(self.watermark)
+
+    def flush(self) -> list[Vectors | Records]:
+        """End of a finite input: every partition is done; close and release everything."""
+        records: list[Record] = []
+        done: list[Vector] = []
+        self.marks = [POS_INF] * len(self.marks)
+        self.watermark = POS_INF
+        self._advance(records, done)
+        self.counters["vectors"] += len(done)
+        out: list[Vectors | Records] = []
+        if done:
+            out.append(Vectors(done))
+        if records:
+            out.append(Records(records))
+        return out

@@ -1,0 +1,247 @@
+"""Stage 1, one instance per input partition: refuse bad input, keep the watermark, count users.
+
+The producer keys interactions by ``user_id``, so all of a user's events are in one
+partition, in order. Everything user-related therefore happens here, without any data
+crossing workers: decode and validate, the time-range check, dedup by ``event_id``, the
+late check against this partition's watermark, user and user x category point-in-time
+counts, and the user tumbling windows. Each accepted event then goes to the item stage
+shard that owns its item, with this partition's watermark.
+
+Watermark of a partition = newest accepted event time - allowed lateness. When the
+partition has been idle (no events) for ``idle_timeout_ms`` of wall time it advances with
+the wall clock; at the end of a finite input it jumps to +infinity and closes everything.
+
+Every input record leaves as exactly one of: an accepted event, or a dead letter.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from events.schema import EVENT_TYPE_INDEX, check
+from features.config import FeaturesConfig
+from features.records import Record, dead_letter, window_record
+from features.tiles import ArrivalTable
+
+NEG_INF = -(1 << 62)
+POS_INF = 1 << 62
+
+
+@dataclass
+class RawBatch:
+    """What a source partition hands over per poll (an empty one is a heartbeat)."""
+
+    source: str  # topic name or file path
+    partition: int  # Kafka partition, or virtual partition for files
+    offsets: list[int] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    wall_ms: int = 0  # wall clock at read time, for the idle watermark
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (offset, message) consumer errors
+    eof: bool = False  # the partition is finished (finite input)
+
+
+@dataclass
+class ToItems:
+    """Accepted events for one item shard, with the sending partition's watermark."""
+
+    shard: int
+    partition: int
+    events: list[tuple[dict[str, Any], int, int]]  # (event, user vector, user x category vector)
+    watermark: int
+
+
+@dataclass
+class Records:
+    """Output records for the sink: ``(destination, key, value)``."""
+
+    records: list[Record]
+
+
+@dataclass
+class FollowUps:
+    """Accepted click/add_cart/purchase events as ``(view_id, type index, ts)`` (for labels)."""
+
+    items: list[tuple[str, int, int]]
+
+
+def item_shard(item_id: str, shards: int) -> int:
+    """Shard of the item stage that owns an item (crc32: stable across processes).
+
+    >>> item_shard("i42", 8)
+    2
+    """
+    return zlib.crc32(item_id.encode()) % shards
+
+
+class PartitionState:
+    """State and logic of one input partition; pickled for Bytewax recovery."""
+
+    def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False):
+        self.config = config
+        self.partition = partition
+        self.want_follow_ups = want_follow_ups
+        retention = config.retention_ms
+        self.users = ArrivalTable(
+            config.window_ms, config.horizons, config.allowed_lateness_ms, retention, track_windows=True
+        )
+        self.user_cats = ArrivalTable(config.window_ms, config.horizons, config.allowed_lateness_ms, retention)
+        self.max_ts = NEG_INF
+        self.watermark = NEG_INF
+        self.seen: dict[str, int] = {}
+        self.seen_order: deque[tuple[int, str]] = deque()
+        self.next_boundary = NEG_INF  # next window end the watermark must reach to close windows
+        self.sent_watermark = [NEG_INF] * config.item_shards
+        self.counters: dict[str, int] = {"in": 0, "accepted": 0, "windows": 0}
+        self.last_event_wall: int | None = None  # not persisted: wall time restarts after recovery
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["last_event_wall"] = None
+        return state
+
+    def _dead(self, out: list[Record], reason: str, stage: str, detail: str, source: str, offset: int,
+              payload: bytes | None, event: dict[str, Any] | None = None) -> None:
+        key, value = dead_letter(reason, stage, detail, source, self.partition, offset, payload, event)  # type: ignore[arg-type]
+        out.append(("dead_letters", key, value))
+        self.counters[f"dead.{reason}"] = self.counters.get(f"dead.{reason}", 0) + 1
+
+    def process(self, batch: RawBatch) -> list[ToItems | Records | FollowUps]:
+        """Handle one source batch; return what goes to the item stage and to the sink."""
+        cfg = self.config
+        lateness = cfg.allowed_lateness_ms
+        shards = cfg.item_shards
+        records: list[Record] = []
+        chunks: list[list[tuple[dict[str, Any], int, int]]] = [[] for _ in range(shards)]
+        follow_ups: list[tuple[str, int, int]] = []
+        users, user_cats = self.users, self.user_cats
+        seen, seen_order = self.seen, self.seen_order
+        source, wall = batch.source, batch.wall_ms
+        future_limit = wall + cfg.max_future_ms
+        loads, type_index = orjson.loads, EVENT_TYPE_INDEX
+        counters = self.counters
+        counters["in"] += len(batch.values) + len(batch.errors)
+
+        for offset, message in batch.errors:
+            self._dead(records, "kafka_error", "source", message, source, offset, None)
+
+        accepted = 0
+        for offset, raw in zip(batch.offsets, batch.values):
+            try:
+                event = loads(raw)
+            except (orjson.JSONDecodeError, TypeError) as e:
+                detail = "empty message value" if not raw else f"invalid JSON: {e}"
+                self._dead(records, "unparseable", "decode", detail, source, offset, raw)
+                continue
+            rejection = check(event)
+            if rejection is not None:
+                stage = "time_check" if rejection.reason == "ts_out_of_range" else "decode"
+                self._dead(records, rejection.reason, stage, rejection.detail, source, offset, raw,
+                           event if type(event) is dict else None)
+                continue
+            t = event["ts"]
+            if t > future_limit:
+                self._dead(records, "ts_out_of_range", "time_check",
+                           f"ts {t} is more than {cfg.max_future_ms} ms ahead of the wall clock {wall}",
+                           source, offset, raw, event)
+                continue
+            event_id = event["event_id"]
+            if event_id in seen:
+                self._dead(records, "duplicate", "dedup", f"event_id {event_id!r} already seen at ts {seen[event_id]}",
+                           source, offset, raw, event)
+                continue
+            if t < self.watermark:
+                self._dead(records, "late", "watermark",
+                           f"ts {t} is {self.watermark - t} ms behind the watermark {self.watermark}",
+                           source, offset, raw, event)
+                continue
+            seen[event_id] = t
+            seen_order.append((t, event_id))
+            if t > self.max_ts:
+                self.max_ts = t
+                if t - lateness > self.watermark:
+                    self.watermark = t - lateness
+                    self._on_watermark(records)
+            k = type_index[event["event_type"]]
+            user_id = event["user_id"]
+            user_vec = users.observe(user_id, t, k)
+            user_cat_vec = user_cats.observe(f"{user_id}\x1f{event['category']}", t, k)
+            chunks[zlib.crc32(event["item_id"].encode()) % shards].append((event, user_vec, user_cat_vec))
+            if k and self.want_follow_ups:
+                follow_ups.append((event["view_id"], k, t))
+            accepted += 1
+
+        counters["accepted"] += accepted
+        if accepted:
+            self.last_event_wall = wall
+        elif self.last_event_wall is None:
+            self.last_event_wall = wall
+        self._advance_idle(wall, batch.eof)
+        self._expire(records)
+        out: list[ToItems | Records | FollowUps] = []
+        for shard, events in enumerate(chunks):
+            if events or self.sent_watermark[shard] != self.watermark:
+                out.append(ToItems(shard, self.partition, events, self.watermark))
+                self.sent_watermark[shard] = self.watermark
+        if records:
+            out.append(Records(records))
+        if follow_ups:
+            out.append(FollowUps(follow_ups))
+        return out
+
+    def _advance_idle(self, wall: int, eof: bool) -> None:
+        if eof:
+            self.watermark = POS_INF
+            return
+        idle = wall - (self.last_event_wall if self.last_event_wall is not None else wall)
+        over = idle - self.config.idle_timeout_ms
+        if over <= 0:
+            return
+        lateness = self.config.allowed_lateness_ms
+        base = self.max_ts - lateness if self.max_ts > NEG_INF else wall - self.config.idle_timeout_ms - lateness
+        candidate = base + over if self.max_ts > NEG_INF else base
+        if candidate > self.watermark:
+            self.watermark = candidate
+
+    def _on_watermark(self, records: list[Record]) -> None:
+        """Close the windows the watermark passed; forget event ids older than the dedup horizon.
+
+        Runs whenever the watermark moves, event by event, so what is closed or forgotten
+        depends only on the partition's order, never on how it was cut into batches.
+        Ids are forgotten in arrival order (a FIFO), as soon as the oldest is out of horizon.
+        """
+        wm = self.watermark
+        if wm >= self.next_boundary:
+            self._close_user_windows(records)
+        horizon = wm - self.config.dedup_horizon_ms
+        order = self.seen_order
+        if order and order[0][0] < horizon:
+            seen = self.seen
+            while order and order[0][0] < horizon:
+                seen.pop(order.popleft()[1], None)
+
+    def _expire(self, records: list[Record]) -> None:
+        """End of a batch: apply an idle/EOF watermark move, evict idle entities."""
+        self._on_watermark(records)
+        wm = self.watermark
+        self.users.evict(wm)
+        self.user_cats.evict(wm)
+
+    def _close_user_windows(self, records: list[Record]) -> None:
+        cfg = self.config
+        n = 0
+        for user_id, ws, counts in self.users.close_windows(self.watermark):
+            key, value = window_record("user", user_id, ws, cfg.window_ms, counts, cfg.priors)
+            records.append(("user_features", key, value))
+            n += 1
+        self.counters["windows"] += n
+        wm = self.watermark
+        self.next_boundary = POS_INF if wm >= POS_INF else wm - wm % cfg.window_ms + cfg.window_ms
+
+    def flush(self) -> list[ToItems | Records | FollowUps]:
+        """End of a finite input: close everything (same as an EOF batch)."""
+        return self.process(RawBatch(source="", partition=self.partition, eof=True))

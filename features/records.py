@@ -1,0 +1,177 @@
+"""The bytes the features flow writes: every output record is keyed and deterministic.
+
+Replaying the same input yields the same bytes, so the duplicates that an at-least-once
+sink writes after a restart are harmless upserts:
+
+* window statistics: key ``<entity id>@<window start ms>``;
+* dead letters: key ``<source>:<partition>:<offset>`` (one per input record);
+* scores and event features: key ``event_id``.
+
+A record leaves a stage as ``(destination, key, value)``; the destination is a logical
+name from :data:`DESTINATIONS`, mapped to a topic (or file) by the sink.
+
+>>> key, value = window_record("user", "u7", 1_732_233_600_000, 60_000, (10, 6, 2, 1), Priors())
+>>> key
+b'u7@1732233600000'
+>>> orjson.loads(value)["ctr"], orjson.loads(value)["ctr_smoothed"]
+(0.6, 0.6)
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import orjson
+
+from features.spec import Priors
+from features.tiles import unpack_window
+
+Destination = Literal["user_features", "item_features", "dead_letters", "scores", "event_features"]
+DESTINATIONS: Final[tuple[Destination, ...]] = (
+    "user_features",
+    "item_features",
+    "dead_letters",
+    "scores",
+    "event_features",
+)
+Record = tuple[str, bytes, bytes]  # (destination, key, value)
+
+#: where in the flow a dead letter was refused
+Stage = Literal["source", "decode", "time_check", "dedup", "watermark"]
+
+
+def iso_utc(ms: int) -> str:
+    """Epoch ms as an ISO-8601 UTC string.
+
+    >>> iso_utc(1_732_233_600_000)
+    '2024-11-22T00:00:00Z'
+    """
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def window_stats(counts: tuple[int, int, int, int], priors: Priors) -> dict[str, Any]:
+    """Counts and rates of one window: raw ratios (null on a zero denominator) and smoothed ones."""
+    views, clicks, carts, purchases = counts
+    return {
+        "views": views,
+        "clicks": clicks,
+        "add_carts": carts,
+        "purchases": purchases,
+        "ctr": _ratio(clicks, views),
+        "ctr_smoothed": round(priors.ctr.smooth(clicks, views), 6),
+        "cart_per_click": _ratio(carts, clicks),
+        "cart_per_click_smoothed": round(priors.cart_per_click.smooth(carts, clicks), 6),
+        "purchase_per_click": _ratio(purchases, clicks),
+        "purchase_per_click_smoothed": round(priors.purchase_per_click.smooth(purchases, clicks), 6),
+        "purchase_per_view": _ratio(purchases, views),
+        "purchase_per_view_smoothed": round(priors.purchase_per_view.smooth(purchases, views), 6),
+    }
+
+
+def window_record(
+    entity: Literal["user", "item"], entity_id: str, start_ms: int, length_ms: int, counts: tuple[int, ...] | int,
+    priors: Priors,
+) -> tuple[bytes, bytes]:
+    """Key and value of one closed tumbling window of a user or an item."""
+    if isinstance(counts, int):
+        counts = unpack_window(counts)
+    value = {
+        f"{entity}_id": entity_id,
+        "window_start": start_ms,
+        "window_end": start_ms + length_ms,
+        "window_start_utc": iso_utc(start_ms),
+        **window_stats(counts, priors),  # type: ignore[arg-type]
+    }
+    return f"{entity_id}@{start_ms}".encode(), orjson.dumps(value)
+
+
+def dead_letter(
+    reason: str,
+    stage: Stage,
+    detail: str,
+    source: str,
+    partition: int,
+    offset: int,
+    payload: bytes | None,
+    event: dict[str, Any] | None = None,
+) -> tuple[bytes, bytes]:
+    """Key and value of a refused input record; the original bytes travel with it.
+
+    The payload is kept as text when it is valid UTF-8, else base64 (``payload_b64``).
+    """
+    value: dict[str, Any] = {
+        "reason": reason,
+        "stage": stage,
+        "detail": detail,
+        "source": {"topic": source, "partition": partition, "offset": offset},
+    }
+    if event is not None:
+        value["event_id"] = event.get("event_id")
+        value["ts"] = event.get("ts")
+    if payload is None:
+        value["payload"] = None
+    else:
+        try:
+            value["payload"] = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            value["payload_b64"] = base64.b64encode(payload).decode("ascii")
+    return f"{source}:{partition}:{offset}".encode(), orjson.dumps(value)
+
+
+def original_payload(dead_letter_value: bytes) -> bytes | None:
+    """The exact input bytes carried by a dead-letter record.
+
+    >>> _, v = dead_letter("late", "watermark", "x", "interactions", 0, 5, b"\\xff{")
+    >>> original_payload(v)
+    b'\\xff{'
+    """
+    value = orjson.loads(dead_letter_value)
+    if "payload_b64" in value:
+        return base64.b64decode(value["payload_b64"])
+    payload = value.get("payload")
+    return None if payload is None else payload.encode("utf-8")
+
+
+def score_record(
+    event: dict[str, Any], score: float, model_version: str, item_as_of: int
+) -> tuple[bytes, bytes]:
+    """Key and value of one scored view."""
+    value = {
+        "event_id": event["event_id"],
+        "user_id": event["user_id"],
+        "item_id": event["item_id"],
+        "ts": event["ts"],
+        "score": score,
+        "model_version": model_version,
+        "features_as_of": event["ts"],
+        "item_features_as_of": item_as_of,
+    }
+    return event["event_id"].encode(), orjson.dumps(value)
+
+
+def vector_fields(event: dict[str, Any], counts: list[int], item_as_of: int) -> dict[str, Any]:
+    """The point-in-time vector of one event with the context the model needs.
+
+    This is both the ``event-features`` record and the body of a training example, so
+    the live vector and the backfill vector are written by the same code.
+    """
+    return {
+        "event_id": event["event_id"],
+        "event_type": event["event_type"],
+        "ts": event["ts"],
+        "user_id": event["user_id"],
+        "item_id": event["item_id"],
+        "category": event["category"],
+        "price": event["price"],
+        "country": event["country"],
+        "device": event["device"],
+        "session_id": event["session_id"],
+        "counts": counts,
+        "item_as_of": item_as_of,
+    }
