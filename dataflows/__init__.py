@@ -1,0 +1,1 @@
+"""Bytewax wiring: the features flow and its sources and sinks (logic lives in features/)."""

@@ -1,0 +1,195 @@
+"""Kafka source and sink for the features flow.
+
+Why not Bytewax's own ``KafkaSource``/``KafkaSink``:
+
+* the source here hands over one :class:`RawBatch` per poll (not one object per message),
+  sends heartbeats while a partition is idle (the watermark follows the wall clock) and an
+  end marker per partition in backfill mode (item windows close when *every* partition
+  is done); consumer errors travel inside the batch and become dead letters;
+* the sink produces asynchronously and flushes once per epoch, in ``snapshot()``, which
+  Bytewax calls before it commits the epoch's recovery snapshot: every record of an epoch
+  is delivered before the input offsets that produced it are committed (at-least-once),
+  without a synchronous round trip per batch.
+
+Offsets live in Bytewax's recovery store (``-r``), not in consumer groups; without
+recovery every start reads from ``start_offset``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+
+from broker.admin import partition_count
+from broker.config import Topics
+from features.partition_stage import RawBatch
+from features.records import DESTINATIONS, Record
+
+
+def wall_ms() -> int:
+    """Wall clock in epoch ms (the default clock; tests inject their own)."""
+    return time.time_ns() // 1_000_000
+
+
+class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
+    def __init__(self, bootstrap: str, topic: str, partition: int, start: int, tail: bool, batch_size: int,
+                 heartbeat_ms: int, clock: Callable[[], int]):
+        self.topic, self.partition = topic, partition
+        self.tail, self.batch_size, self.heartbeat_ms, self.clock = tail, batch_size, heartbeat_ms, clock
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "recstream-features",  # required by the client; never joined (assign only)
+                "enable.auto.commit": False,
+                "enable.partition.eof": not tail,
+                "fetch.wait.max.ms": 10,  # a live stream should not wait for full fetches
+                "log_level": 2,
+            }
+        )
+        self.consumer.assign([TopicPartition(topic, partition, start)])
+        self.next_offset = start
+        self.last_emit = clock()
+        self.done = False
+
+    def next_batch(self) -> list[RawBatch]:
+        if self.done:
+            raise StopIteration
+        messages = self.consumer.consume(self.batch_size, 0.001)
+        now = self.clock()
+        if not messages:
+            if now - self.last_emit >= self.heartbeat_ms:
+                self.last_emit = now
+                return [RawBatch(self.topic, self.partition, wall_ms=now)]
+            return []
+        batch = RawBatch(self.topic, self.partition, wall_ms=now)
+        offsets, values, errors = batch.offsets, batch.values, batch.errors
+        for m in messages:
+            error = m.error()
+            if error is None:
+                offsets.append(m.offset())
+                values.append(m.value())
+            elif error.code() == KafkaError._PARTITION_EOF:
+                batch.eof = True
+                self.done = True
+            else:
+                errors.append((m.offset() if m.offset() is not None else -1, f"{error.name()}: {error.str()}"))
+        if offsets:
+            self.next_offset = offsets[-1] + 1
+        self.last_emit = now
+        return [batch]
+
+    def snapshot(self) -> int:
+        return self.next_offset
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
+    """Every partition of one topic, as :class:`RawBatch` items.
+
+    ``tail=False`` stops at the end of each partition (backfill); ``tail=True`` follows
+    the topic forever (live). ``start`` applies when there is no recovery state.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, tail: bool = True,
+                 start: Literal["beginning", "end"] = "beginning", batch_size: int = 2000,
+                 heartbeat_ms: int = 1000, clock: Callable[[], int] = wall_ms):
+        self.bootstrap, self.topic, self.tail, self.start = bootstrap, topic, tail, start
+        self.batch_size, self.heartbeat_ms, self.clock = batch_size, heartbeat_ms, clock
+        self.partitions = partition_count(bootstrap, topic)
+
+    def list_parts(self) -> list[str]:
+        return [str(p) for p in range(self.partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+        start = resume_state
+        if start is None:
+            start = OFFSET_BEGINNING if self.start == "beginning" else OFFSET_END
+        return _KafkaPartition(self.bootstrap, self.topic, int(for_part), start, self.tail, self.batch_size,
+                               self.heartbeat_ms, self.clock)
+
+
+class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):
+    def __init__(self, bootstrap: str, topics: dict[str, str]):
+        self.topics = topics
+        self.failures: list[str] = []
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "partitioner": "murmur2_random",
+                "enable.idempotence": True,
+                "linger.ms": 2,
+                "log_level": 2,
+            }
+        )
+
+    def _on_delivery(self, err: KafkaError | None, msg: object) -> None:
+        if err is not None:
+            self.failures.append(f"{err.name()}: {err.str()}")
+
+    def write_batch(self, values: list[list[Record]]) -> None:
+        produce, topics, callback = self.producer.produce, self.topics, self._on_delivery
+        for records in values:
+            for destination, key, value in records:
+                topic = topics.get(destination)
+                if topic is None:
+                    continue  # a destination switched off (e.g. no event-features topic)
+                while True:
+                    try:
+                        produce(topic, value, key, on_delivery=callback)
+                        break
+                    except BufferError:
+                        self.producer.poll(0.05)  # local queue full: let librdkafka drain it
+        self.producer.poll(0)
+
+    def snapshot(self) -> None:
+        remaining = self.producer.flush(60)
+        if remaining or self.failures:
+            msg = (
+                f"could not deliver output records ({remaining} undelivered, {len(self.failures)} failed, "
+                f"first error: {self.failures[0] if self.failures else 'timeout'}); stopping before the epoch commits"
+            )
+            raise RuntimeError(msg)
+
+    def close(self) -> None:
+        self.snapshot()
+
+
+class KafkaRecordsSink(FixedPartitionedSink[list[Record], None]):
+    """Writes ``(destination, key, value)`` records to the topic of each destination.
+
+    One sink partition: every record goes through one producer, which keeps output per key
+    in order. Destinations missing from ``topics`` are dropped (switched off).
+    """
+
+    def __init__(self, bootstrap: str, topics: dict[str, str]):
+        unknown = set(topics) - set(DESTINATIONS)
+        if unknown:
+            msg = f"unknown destination(s) {sorted(unknown)}; expected some of {', '.join(DESTINATIONS)}"
+            raise ValueError(msg)
+        self.bootstrap, self.topics = bootstrap, topics
+
+    def list_parts(self) -> list[str]:
+        return ["records"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _KafkaRecordsPartition:
+        return _KafkaRecordsPartition(self.bootstrap, self.topics)
+
+
+def destination_topics(topics: Topics, event_features_topic: str | None) -> dict[str, str]:
+    """The destination -> topic map of the features flow."""
+    mapping = {
+        "user_features": topics.user_features,
+        "item_features": topics.item_features,
+        "dead_letters": topics.dead_letters,
+        "scores": topics.scores,
+    }
+    if event_features_topic:
+        mapping["event_features"] = event_features_topic
+    return mapping

@@ -1,0 +1,133 @@
+"""The features flow's own counters: Prometheus metrics and a periodic progress line.
+
+With ``BYTEWAX_DATAFLOW_API_ENABLED=1`` Bytewax serves ``/metrics`` on port 3030
+(``BYTEWAX_DATAFLOW_API_PORT``) from the default Prometheus registry, so these appear next
+to Bytewax's own metrics:
+
+=================================== ======================================================
+``recstream_events_in_total``       input records read, by ``partition``
+``recstream_events_used_total``     accepted events
+``recstream_dead_letters_total``    refused records, by ``reason`` (``late`` included)
+``recstream_windows_total``         closed windows emitted, by ``entity`` (user, item)
+``recstream_vectors_total``         point-in-time vectors completed
+``recstream_scores_total``          views scored
+``recstream_entities``              entities in state, by ``kind`` (user, user_cat, item)
+``recstream_watermark_ms``          watermark by input ``partition`` (epoch ms)
+``recstream_waiting_events``        events waiting for item windows to close
+=================================== ======================================================
+
+Counters are per process; with several processes, sum them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from prometheus_client import Counter, Gauge
+
+from features.item_stage import ItemShardState
+from features.partition_stage import NEG_INF, POS_INF, PartitionState
+from features.records import iso_utc
+
+EVENTS_IN = Counter("recstream_events_in", "input records read", ["partition"])
+EVENTS_USED = Counter("recstream_events_used", "accepted events")
+DEAD_LETTERS = Counter("recstream_dead_letters", "refused input records", ["reason"])
+WINDOWS = Counter("recstream_windows", "closed tumbling windows emitted", ["entity"])
+VECTORS = Counter("recstream_vectors", "point-in-time vectors completed")
+SCORES = Counter("recstream_scores", "views scored")
+ENTITIES = Gauge("recstream_entities", "entities in state", ["kind"])
+WATERMARK = Gauge("recstream_watermark_ms", "watermark by input partition (epoch ms)", ["partition"])
+WAITING = Gauge("recstream_waiting_events", "events waiting for item windows to close")
+
+
+class FlowMonitor:
+    """Collects counters from the stage states of this process; logs a line every interval."""
+
+    def __init__(self, interval_s: float = 10.0, stream: TextIO | None = None):
+        self.interval_s = interval_s
+        self.stream = stream if stream is not None else sys.stderr
+        self.partitions: dict[int, PartitionState] = {}
+        self.shards: dict[int, ItemShardState] = {}
+        self.seen: dict[tuple[str, int, str], int] = {}
+        self.scored = 0
+        self.started = time.monotonic()
+        self.last_log = self.started
+        self.last_in = 0
+
+    def _delta(self, stage: str, index: int, name: str, value: int) -> int:
+        key = (stage, index, name)
+        previous = self.seen.get(key, 0)
+        self.seen[key] = value
+        return value - previous
+
+    def observe_partition(self, state: PartitionState) -> None:
+        self.partitions[state.partition] = state
+        c = state.counters
+        p = str(state.partition)
+        EVENTS_IN.labels(partition=p).inc(self._delta("p", state.partition, "in", c["in"]))
+        EVENTS_USED.inc(self._delta("p", state.partition, "accepted", c["accepted"]))
+        WINDOWS.labels(entity="user").inc(self._delta("p", state.partition, "windows", c["windows"]))
+        for name, value in c.items():
+            if name.startswith("dead."):
+                DEAD_LETTERS.labels(reason=name[5:]).inc(self._delta("p", state.partition, name, value))
+        if NEG_INF < state.watermark < POS_INF:
+            WATERMARK.labels(partition=p).set(state.watermark)
+        self.maybe_log()
+
+    def observe_shard(self, state: ItemShardState) -> None:
+        self.shards[state.shard] = state
+        c = state.counters
+        VECTORS.inc(self._delta("s", state.shard, "vectors", c["vectors"]))
+        WINDOWS.labels(entity="item").inc(self._delta("s", state.shard, "windows", c["windows"]))
+
+    def observe_scores(self, n: int) -> None:
+        self.scored += n
+        SCORES.inc(n)
+
+    def totals(self) -> dict[str, int]:
+        t: dict[str, int] = {"in": 0, "used": 0, "dead": 0, "user_windows": 0, "item_windows": 0, "vectors": 0}
+        dead: dict[str, int] = {}
+        for s in self.partitions.values():
+            t["in"] += s.counters["in"]
+            t["used"] += s.counters["accepted"]
+            t["user_windows"] += s.counters["windows"]
+            for name, value in s.counters.items():
+                if name.startswith("dead."):
+                    dead[name[5:]] = dead.get(name[5:], 0) + value
+        for s in self.shards.values():
+            t["item_windows"] += s.counters["windows"]
+            t["vectors"] += s.counters["vectors"]
+        t["dead"] = sum(dead.values())
+        t["scores"] = self.scored
+        t.update({f"dead.{k}": v for k, v in dead.items()})
+        return t
+
+    def line(self) -> str:
+        now = time.monotonic()
+        t = self.totals()
+        rate = (t["in"] - self.last_in) / max(now - self.last_log, 1e-9)
+        users = sum(len(s.users) for s in self.partitions.values())
+        items = sum(len(s.items) for s in self.shards.values())
+        waiting = sum(len(s.pending) for s in self.shards.values())
+        ENTITIES.labels(kind="user").set(users)
+        ENTITIES.labels(kind="user_cat").set(sum(len(s.user_cats) for s in self.partitions.values()))
+        ENTITIES.labels(kind="item").set(items)
+        WAITING.set(waiting)
+        reasons = ", ".join(f"{k[5:]} {v:,}" for k, v in sorted(t.items()) if k.startswith("dead."))
+        marks = [s.watermark for s in self.partitions.values() if NEG_INF < s.watermark < POS_INF]
+        watermark = iso_utc(min(marks)) if marks else "-"
+        return (
+            f"features: {t['in']:,} in ({rate:,.0f}/s), {t['used']:,} used, {t['dead']:,} dead letters"
+            f"{f' ({reasons})' if reasons else ''}, windows {t['user_windows']:,} user / {t['item_windows']:,} item, "
+            f"{t['vectors']:,} vectors, {t['scores']:,} scores, state {users:,} users / {items:,} items, "
+            f"{waiting:,} waiting, watermark {watermark}"
+        )
+
+    def maybe_log(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_log >= self.interval_s:
+            print(self.line(), file=self.stream, flush=True)
+            self.last_log = now
+            self.last_in = self.totals()["in"]
