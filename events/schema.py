@@ -171,9 +171,11 @@ def check(obj: Any) -> Rejection | None:
                 return Rejection("schema", f"missing field {f!r}")
             return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
     event_type = obj.get("event_type")
-    if event_type not in EVENT_TYPE_INDEX:
+    if type(event_type) is not str or event_type not in EVENT_TYPE_INDEX:
         if "event_type" not in obj:
             return Rejection("schema", "missing field 'event_type'")
+        if type(event_type) is not str:
+            return Rejection("schema", f"event_type must be a string, got {event_type!r}")
         return Rejection(
             "unknown_event_type", f"event_type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
         )

@@ -77,3 +77,30 @@ def test_interaction_round_trip_keeps_field_order():
 def test_from_dict_refuses_invalid():
     with pytest.raises(ValueError, match="unknown_event_type"):
         Interaction.from_dict({**VIEW, "event_type": "like"})
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(FIELDS), json_values)
+def test_check_never_raises_on_any_json_value(field, value):
+    # The dataflow calls check() on whatever a producer sent; it must refuse, never crash.
+    result = check({**VIEW, field: value})
+    assert result is None or result.reason in {"schema", "unknown_event_type", "unsupported_schema_version", "ts_out_of_range"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_check_refuses_non_objects_without_raising(value):
+    if not isinstance(value, dict):
+        assert check(value).reason == "unparseable"
+    else:
+        assert check(value) is not None
