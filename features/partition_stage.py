@@ -145,8 +145,9 @@ class PartitionState:
                 continue
             t = event["ts"]
             if t > future_limit:
+                # The detail names no wall-clock reading: a replay must write the same bytes.
                 self._dead(records, "ts_out_of_range", "time_check",
-                           f"ts {t} is more than {cfg.max_future_ms} ms ahead of the wall clock {wall}",
+                           f"ts {t} is more than {cfg.max_future_ms} ms ahead of the wall clock",
                            source, offset, raw, event)
                 continue
             event_id = event["event_id"]

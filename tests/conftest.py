@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
 from broker.admin import delete_topics, ensure_topics
 from broker.config import BOOTSTRAP_ENV
@@ -62,11 +63,17 @@ def make_topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterato
     tag = f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
 
     def make(*bases: str, partitions: int = 4) -> list[str]:
-        names = [f"t-{tag}-{b}" for b in bases]
+        call = uuid.uuid4().hex[:6]  # each call gets its own set, even within one test
+        names = [f"t-{tag}-{call}-{b}" for b in bases]
         ensure_topics(kafka_bootstrap, names, partitions=partitions)
         created.extend(names)
         return names
 
     yield make
-    if created:
-        delete_topics(kafka_bootstrap, created)
+    # Best effort: Tansu keeps topics in memory and goes away with the session, and its
+    # DeleteTopics response has been seen to fail parsing in librdkafka for some requests.
+    for name in created:
+        try:
+            delete_topics(kafka_bootstrap, [name])
+        except KafkaException as e:
+            print(f"note: could not delete test topic {name}: {e}")

@@ -22,9 +22,8 @@ from features.local import run_local
 from features.partition_stage import RawBatch
 from features.spec import KINDS, Horizon
 from features.tiles import unpack
+from tests.eventlog import T0, make_log
 
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-CATS = ("Books", "Home", "Sports")
 SMALL = FeaturesConfig(
     window_ms=60_000,
     allowed_lateness_ms=5_000,
@@ -33,57 +32,6 @@ SMALL = FeaturesConfig(
     item_shards=3,
     horizons=(Horizon("5m", 300_000, 60_000), Horizon("30m", 1_800_000, 300_000), Horizon("3h", 10_800_000, 3_600_000)),
 )
-
-
-def make_log(seed: int, n: int = 700, partitions: int = 3):
-    """Per-partition lists of raw values, in that partition's order."""
-    rng = random.Random(seed)
-    users = [f"u{i}" for i in range(12)]
-    items = [f"i{i}" for i in range(8)]
-    home = {u: rng.randrange(partitions) for u in users}  # a user's events live in one partition
-    parts: list[list[bytes]] = [[] for _ in range(partitions)]
-    clock = {p: T0 for p in range(partitions)}
-    last_ts: dict[int, int | None] = {p: None for p in range(partitions)}
-    history: list[tuple[int, bytes]] = []
-    for i in range(n):
-        u = rng.choice(users)
-        p = home[u]
-        step = rng.choice([200, 1_000, 3_000, 9_000, 20_000]) if rng.random() > 0.01 else rng.choice([900_000, 2_400_000])
-        previous = clock[p]
-        clock[p] += step  # occasional idle stretches of 15 and 40 minutes
-        t = clock[p]
-        r = rng.random()
-        if r < 0.10:
-            t -= rng.randrange(0, 8_000)  # out of order: within, at and just beyond the lateness
-        elif r < 0.13:
-            t -= rng.randrange(6_000, 600_000)  # too late
-        elif r < 0.20 and last_ts[p] is not None:
-            t = last_ts[p]  # the same millisecond as the previous event of the partition
-        elif r < 0.24:
-            t = previous - 5_000 - rng.choice([0, 1])  # exactly at the watermark, and 1 ms behind it
-        last_ts[p] = t
-        event_type = rng.choice(EVENT_TYPES)
-        event = {
-            "schema_version": 1, "event_id": f"e{seed}-{i}", "event_type": event_type, "ts": t,
-            "user_id": u, "item_id": rng.choice(items), "session_id": "s", "category": rng.choice(CATS),
-            "price": 10.0, "country": "US", "device": "mobile",
-            "view_id": None if event_type == "view" else f"e{seed}-{max(0, i - 1)}",
-            "rating": 4 if event_type == "purchase" else None,
-        }
-        raw = orjson.dumps(event)
-        r = rng.random()
-        if r < 0.02:
-            raw = raw[: len(raw) // 2]  # malformed
-        elif r < 0.04:
-            raw = orjson.dumps({**event, "price": -1})  # invalid
-        elif r < 0.05:
-            raw = orjson.dumps({**event, "ts": T0 + 10 * 86_400_000})  # far in the future of the wall clock
-        parts[p].append(raw)
-        history.append((p, raw))
-        if rng.random() < 0.04 and history:
-            dp, draw = rng.choice(history[-30:])
-            parts[dp].append(draw)  # a duplicate, a little later in the same partition
-    return parts
 
 
 def interleave(parts, seed: int, wall: int):

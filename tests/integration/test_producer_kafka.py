@@ -1,0 +1,102 @@
+"""The producer against a real broker: exactly N events with a matching checksum, truth, --check, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+
+from broker.config import BOOTSTRAP_ENV
+from broker.console import read_topic
+from broker.embedded import EmbeddedBroker
+from events.partitioning import partition_for
+
+SMALL = ["--users", "500", "--items", "200", "--calibration-views", "5000", "--progress-interval", "0"]
+
+
+def producer(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "producers.synthetic", *args, *SMALL],
+                          env=env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def emission_order(values: list[bytes]) -> list[bytes]:
+    """Backfill emits in (ts, event counter) order; the counter is the event_id's suffix."""
+
+    def key(raw: bytes) -> tuple[int, int]:
+        event = orjson.loads(raw)
+        return event["ts"], int(event["event_id"].rsplit("-", 1)[1])
+
+    return sorted(values, key=key)
+
+
+def test_produce_n_consume_exactly_n_with_the_same_checksum(kafka_bootstrap, make_topics, kafka_env, tmp_path):
+    events, truth = make_topics("events", "truth", partitions=4)
+    report_path = tmp_path / "report.json"
+    n = 20_000
+    out = producer(kafka_env, "--backfill", "--rate", "5", "--count", str(n), "--topic", events, "--truth-topic", truth,
+                   "--start", "2025-01-01T00:00:00Z", "--report", str(report_path))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(report_path.read_text())
+    records = read_topic(kafka_bootstrap, events)
+    assert len(records) == n == report["events"] == report["messages"]
+    values = [r.value for r in records]
+    assert hashlib.sha256(b"".join(v + b"\n" for v in emission_order(values))).hexdigest() == report["checksum"]
+    for r in records:  # keyed by user, placed by murmur2, per-partition counts from delivery reports
+        assert r.key == orjson.loads(r.value)["user_id"].encode()
+        assert r.partition == partition_for(r.key, 4)
+    by_partition = {str(p): sum(1 for r in records if r.partition == p) for p in range(4)}
+    assert report["partitions"]["counts"] == {p: c for p, c in by_partition.items() if c}
+    assert report["delivery_failures"] == 0 and report["delivery_latency"]["max_ms"] > 0
+    truth = read_topic(kafka_bootstrap, truth)
+    assert len(truth) == report["counts_by_type"]["view"]
+    assert all(r.key == orjson.loads(r.value)["event_id"].encode() for r in truth)
+
+
+def test_check_round_trips_through_the_broker(make_topics, kafka_env):
+    (events,) = make_topics("check")
+    out = producer(kafka_env, "--check", "--topic", events)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("OK: 5 events round-tripped through topic") and out.stdout.count("\n") == 1
+
+
+def test_faults_are_recorded_in_the_truth_topic(kafka_bootstrap, make_topics, kafka_env, tmp_path):
+    events, truth = make_topics("events", "truth", partitions=2)
+    report_path = tmp_path / "report.json"
+    out = producer(kafka_env, "--backfill", "--rate", "5", "--count", "5000", "--topic", events, "--truth-topic", truth,
+                   "--faults", "malformed=0.01,missing=0.01,invalid=0.01,duplicate=0.01,late=0.01",
+                   "--report", str(report_path))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(report_path.read_text())
+    faults = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, truth)]
+    faults = [f for f in faults if f["kind"] == "fault"]
+    counted = {k: sum(1 for f in faults if f["fault"] == k) for k in report["faults"]}
+    assert counted == report["faults"] and all(counted.values()), counted
+    assert len(read_topic(kafka_bootstrap, events)) == 5000 + counted["duplicate"]
+
+
+def test_delivery_failures_are_counted_and_exit_1(tmp_path):
+    broker = EmbeddedBroker(port=0, log_path=tmp_path / "tansu.log")
+    env = {**os.environ, BOOTSTRAP_ENV: broker.start()}
+    args = ["--rate", "500", "--duration", "4", "--delivery-timeout-ms", "1000", "--topic", "doomed",
+            "--truth-topic", "doomed-truth", *SMALL, "--progress-interval", "0.5"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "producers.synthetic", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = proc.stderr.readline()  # the first progress line: events are flowing
+        assert broker.process is not None
+        broker.process.kill()  # SIGKILL: on SIGTERM Tansu keeps serving open connections for a while
+        broker.process.wait()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        broker.stop()
+    assert "events sent" in first, first + stderr
+    assert proc.returncode == 1, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "were not delivered" in last
+    assert "Delivery failures: " in stdout and "Delivery failures: 0" not in stdout

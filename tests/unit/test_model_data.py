@@ -1,0 +1,121 @@
+"""Loading examples, the time split and the normaliser."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from features.spec import FeatureSpec, featurize
+from models.data import ExamplesError, Normaliser, load_examples, split_masks, split_time
+
+T0 = 1_732_233_600_000
+
+
+def example(n: int, **overrides) -> dict:
+    rec = {
+        "event_id": f"e{n}",
+        "ts": T0 + n * 1000,
+        "user_id": f"u{n % 3}",
+        "item_id": f"i{n % 5}",
+        "category": "Books",
+        "price": 10.0 + n,
+        "country": "US",
+        "device": "mobile",
+        "session_id": "s1",
+        "counts": [n + j for j in range(36)],
+        "item_as_of": T0,
+        "labels": {"click": n % 2, "add_cart": 0, "purchase": 0},
+    }
+    return rec | overrides
+
+
+def write(path, records, extra=b""):
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records) + extra)
+    return path
+
+
+def test_loads_columns_in_file_order(tmp_path):
+    path = write(tmp_path / "ex.jsonl", [example(n) for n in range(10)], extra=b"\n")
+    ex = load_examples(path)
+    assert len(ex) == 10
+    assert ex.event_id[3] == "e3" and ex.user_id[4] == "u1" and ex.item_id[7] == "i2"
+    assert ex.ts.dtype == np.int64 and ex.ts[2] == T0 + 2000
+    assert ex.counts.shape == (10, 36) and ex.counts[2, 5] == 7
+    assert ex.click.tolist() == [n % 2 for n in range(10)]
+    assert ex.price[1] == 11.0
+
+
+def test_max_examples_reads_the_first_lines(tmp_path):
+    path = write(tmp_path / "ex.jsonl", [example(n) for n in range(10)])
+    assert load_examples(path, max_examples=4).event_id == ["e0", "e1", "e2", "e3"]
+
+
+def test_featurize_equals_the_spec_function(tmp_path):
+    path = write(tmp_path / "ex.jsonl", [example(n) for n in range(6)])
+    ex = load_examples(path)
+    spec = FeatureSpec()
+    dense, sparse = ex.featurize(spec)
+    d2, s2 = featurize(spec, ex.counts, ex.user_id, ex.item_id, ex.category, ex.country, ex.device, ex.ts, ex.price)
+    assert np.array_equal(dense, d2) and np.array_equal(sparse, s2)
+
+
+def test_select_keeps_rows_aligned(tmp_path):
+    ex = load_examples(write(tmp_path / "ex.jsonl", [example(n) for n in range(6)]))
+    part = ex.select(np.array([False, True, False, True, False, False]))
+    assert part.event_id == ["e1", "e3"] and part.counts[1, 0] == 3 and part.click.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "holds no examples"),
+        (orjson.dumps(example(0)) + b"\n{not json\n", "line 2: not JSON"),
+        (b"[1, 2]\n", "line 1: expected a JSON object"),
+        (orjson.dumps(example(0, counts=[1, 2, 3])) + b"\n", "record 1: counts has 3 values, expected 36"),
+        (orjson.dumps({k: v for k, v in example(0).items() if k != "user_id"}) + b"\n", "missing field 'user_id'"),
+        (orjson.dumps(example(0, labels={"add_cart": 0})) + b"\n", "label"),
+    ],
+)
+def test_malformed_files_name_the_problem(tmp_path, content, needle):
+    path = tmp_path / "ex.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ExamplesError, match=needle) as info:
+        load_examples(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ExamplesError, match="not found"):
+        load_examples(tmp_path / "nope.jsonl")
+
+
+def test_split_is_the_last_fraction_of_the_time_range():
+    ts = np.array([0, 10, 20, 990, 1000], dtype=np.int64)
+    split = split_time(ts, 0.25)
+    assert split == 750
+    train, val = split_masks(ts, split)
+    assert train.tolist() == [True, True, True, False, False]
+    assert val.tolist() == [False, False, False, True, True]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_split_fraction_must_be_inside_the_unit_interval(fraction):
+    with pytest.raises(ValueError, match=f"val_fraction must be in \\(0, 1\\), got {fraction}"):
+        split_time(np.array([0, 1]), fraction)
+
+
+def test_split_with_an_empty_part_fails():
+    with pytest.raises(ExamplesError, match="0 validation"):
+        split_masks(np.array([5, 5, 5]), 6)
+
+
+def test_normaliser_uses_the_rows_it_is_fitted_on():
+    train = np.array([[1.0, 7.0], [3.0, 7.0], [5.0, 7.0]], dtype=np.float32)
+    norm = Normaliser.fit(train)
+    assert norm.mean.tolist() == pytest.approx([3.0, 7.0])
+    assert norm.inv_std.tolist() == pytest.approx([1 / np.std([1.0, 3.0, 5.0]), 1.0])  # constant column: std 1
+    later = np.array([[3.0, 8.0]], dtype=np.float32)
+    assert norm.apply(later).tolist() == [[0.0, 1.0]]
+    again = Normaliser.from_dict(norm.to_dict())
+    assert np.array_equal(again.apply(train), norm.apply(train))

@@ -1,0 +1,141 @@
+"""The command line: one-line errors with exit code 2, stdout without a broker, files and report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from broker.embedded import free_port
+from events.schema import check
+from producers.synthetic.__main__ import build_parser, main
+from producers.synthetic.config import ModelParams, flag
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = ["--users", "300", "--items", "100", "--calibration-views", "5000", "--progress-interval", "0"]
+START = ["--start", "2025-01-01T00:00:00Z"]
+
+
+def dead_broker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--sink", "kafak"], "unknown sink 'kafak'; expected one of kafka, jsonl, csv, stdout"),
+        (["--rate", "-5"], "--rate must be > 0"),
+        (["--rate", "0"], "--rate must be > 0"),
+        (["--rate", "fast"], "--rate: invalid float value: 'fast'"),
+        (["--count", "0"], "--count must be >= 1"),
+        (["--faults", "malformed=0.1,slow=0.2"], "unknown fault kind 'slow'"),
+        (["--faults", "late=2"], "rate of 'late' must be between 0 and 1"),
+        (["--sink", "jsonl"], "--out PATH is required with --sink jsonl"),
+        (["--start", "2025-01-01T00:00:00"], "has no timezone"),
+        (["--start", "yesterday"], "--start: 'yesterday' is not an ISO 8601 time"),
+        (["--item-share", "0.97"], "--item-share 0.97 cannot be met"),
+        (["--user-share", "0.1"], "--user-share must be > --user-top"),
+        (["--partitions", "0"], "--partitions must be >= 1"),
+        (["--parallel", "maybe"], "--parallel must be one of auto, on, off"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_code_2(args, needle, capsys):
+    with pytest.raises(SystemExit) as exc:  # argparse's own errors exit from parse_args
+        sys.exit(main([*args, *SMALL, "--count", "1"] if "--count" not in args else [*args, *SMALL]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
+
+
+def test_unreachable_broker_is_reported_within_seconds():
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "producers.synthetic", "--count", "10", *SMALL],
+                         env=dead_broker_env(), capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "cannot reach the Kafka broker at 127.0.0.1:" in out.stderr
+    assert time.monotonic() - started < 20
+    assert out.stdout == ""
+
+
+def test_stdout_sink_needs_no_broker():
+    out = subprocess.run([sys.executable, "-m", "producers.synthetic", "--sink", "stdout", "--count", "5"],
+                         env=dead_broker_env(), capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 5
+    assert all(check(orjson.loads(line)) is None for line in lines)
+    assert "Dataset Statistics" in out.stderr  # humans' text stays off the event stream
+
+
+def test_jsonl_run_writes_events_truth_and_a_report(tmp_path, capsys):
+    out, report_path = tmp_path / "ev.jsonl", tmp_path / "r" / "report.json"
+    argv = ["--backfill", "--rate", "2", "--days", "0.5", "--sink", "jsonl", "--out", str(out), "--report", str(report_path),
+            "--faults", "duplicate=0.01", *START, *SMALL]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(report_path.read_text())
+    data = out.read_bytes()
+    assert report["checksum"] == hashlib.sha256(data).hexdigest()
+    assert report["messages"] == data.count(b"\n") == report["events"] + report["faults"]["duplicate"]
+    truth = (tmp_path / "ev.truth.jsonl").read_bytes().splitlines()
+    assert len(truth) == report["counts_by_type"]["view"] + report["faults"]["duplicate"]
+    assert sum(report["partitions"]["counts"].values()) == report["messages"]
+    assert report["rate_achieved"] > 0 and report["interrupted"] is False
+    shown = capsys.readouterr().out
+    for needle in ("Dataset Statistics", "Total Users: 300", "Average Rating:", "Rating Distribution:", "Oracle click AUC"):
+        assert needle in shown
+
+
+def test_csv_sink_writes_one_row_per_message(tmp_path):
+    out = tmp_path / "ev.csv"
+    assert main(["--backfill", "--rate", "5", "--count", "300", "--sink", "csv", "--out", str(out), *START, *SMALL]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("schema_version,event_id,event_type,ts,user_id")
+    assert len(rows) == 301 and all(r.count(",") == 12 for r in rows[1:])
+
+
+def test_help_lists_every_flag_with_its_default():
+    text = build_parser().format_help()
+    for f in ("--seed", "--rate", "--backfill", "--start", "--days", "--count", "--duration", "--sink", "--out",
+              "--truth-out", "--topic", "--truth-topic", "--partitions", "--faults", "--late-by", "--report",
+              "--progress-interval", "--check", "--parallel", *(flag(f) for f in ModelParams.__dataclass_fields__)):  # fmt: skip
+        assert f in text, f
+    assert "(default: 1000.0)" in text and "(default: 0.6)" in text
+
+
+def test_ctrl_c_flushes_and_reports_what_was_sent(tmp_path):
+    out, report_path = tmp_path / "live.jsonl", tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "producers.synthetic", "--rate", "2000", "--sink", "jsonl",
+                             "--out", str(out), "--report", str(report_path), *SMALL, "--progress-interval", "0.2"],
+                            env=dead_broker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert "events sent" in proc.stderr.readline()  # running, unbounded
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    report = json.loads(report_path.read_text())
+    data = out.read_bytes()
+    assert report["interrupted"] is True and report["events"] == data.count(b"\n") > 0
+    assert report["checksum"] == hashlib.sha256(data).hexdigest()
+    assert "Dataset Statistics" in stdout
+
+
+def test_no_truth_sends_no_truth_records(tmp_path):
+    out = tmp_path / "ev.jsonl"
+    argv = ["--backfill", "--rate", "5", "--count", "2000", "--sink", "jsonl", "--out", str(out), "--no-truth",
+            "--faults", "late=0.01", *START, *SMALL]  # fmt: skip
+    assert main(argv) == 0
+    assert out.read_bytes().count(b"\n") == 2000
+    assert not (tmp_path / "ev.truth.jsonl").exists()
