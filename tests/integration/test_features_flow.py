@@ -103,8 +103,8 @@ def test_jsonl_backfill_equals_topic_backfill(kafka_bootstrap, kafka_env, make_t
 
 
 def test_crash_and_recovery_give_the_same_outputs(kafka_bootstrap, kafka_env, make_topics, tmp_path):
-    # 120k events ~23 s apart on average (idle stretches included) span ~32 days: start 40 back.
-    parts = make_log(13, n=120_000, partitions=4, t0=NOW_MS - 40 * 86_400_000, users=3000, items=500,
+    # 60k events ~23 s apart on average (idle stretches included) span ~16 days: start 20 back.
+    parts = make_log(13, n=60_000, partitions=4, t0=NOW_MS - 20 * 86_400_000, users=1500, items=300,
                      shared_clock=True, future_ts=FUTURE)
     same = ("--idle-timeout-s", "3600")  # no wall-clock watermark moves while the test waits
     base = topic_set(make_topics)
@@ -131,7 +131,7 @@ def test_crash_and_recovery_give_the_same_outputs(kafka_bootstrap, kafka_env, ma
     assert first.poll() is None, log.read_text()[-2000:]
     stop(first, signal.SIGKILL)
     assert first.returncode == -signal.SIGKILL
-    assert " in (" in log.read_text(), "the flow was killed before it processed anything"
+    partial = sum(raw_counts(kafka_bootstrap, crashed).values())
     for c in range(chunks // 2, chunks):
         produce_parts(kafka_bootstrap, crashed["interactions"], sliced[c])
     run_features(env, "--backfill", "--examples-out", str(tmp_path / "b.jsonl"), *resume)
@@ -141,10 +141,9 @@ def test_crash_and_recovery_give_the_same_outputs(kafka_bootstrap, kafka_env, ma
         for key, values in got[name].items():
             assert values == by_key[key], (name, key)  # duplicates, if any, are byte-identical
     assert len(expected["user_features"]) > 1000 and len(expected["dead_letters"]) > 100
-    # The restart replayed output written after the last snapshot (at-least-once): there are
-    # more records than keys, and the check above found every copy identical.
-    written = raw_counts(kafka_bootstrap, crashed)
-    assert sum(written.values()) > sum(len(v) for v in got.values())
+    # The kill came mid-output: some, not all, of the records had been written. Whatever the
+    # restart replayed from its last snapshot (at-least-once) is byte-identical (checked above).
+    assert 0 < partial < sum(len(v) for v in expected.values())
 
 
 @pytest.mark.parametrize("mode", ["threads", "processes"])
