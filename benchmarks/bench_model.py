@@ -1,0 +1,130 @@
+"""Benchmark of the DLRM: bare forward passes and the batch scorer, one torch thread.
+
+``python -m benchmarks.bench_model`` prints a markdown table. Rows:
+
+* ``forward``: ``DLRM.forward`` (``nn.Module``) under ``torch.inference_mode()``;
+* ``frozen``: :class:`models.dlrm.FrozenDLRM`, the same arithmetic as plain tensor ops,
+  which the scorer runs;
+* ``featurize``: :func:`features.spec.featurize` alone (counts and context -> inputs);
+* ``Scorer.score``: featurize + normalise + pad + frozen forward + sigmoid, end to end;
+
+for the default model (sized for our features) and the seed notebook's model (13 dense,
+10 x 100-row tables, D 64, 512-256-64 / 512-256-1), at batch sizes 1, 64, 256, 1024. The
+weights are untrained: speed does not depend on their values. Each row is measured
+``--repeats`` times for ``--seconds`` each after a warm-up; the table gives the median over
+repeats of the per-batch p50 and p99 latency, and events/s = batch / p50. The load average
+is printed with the table: other processes on the 2 shared cores move the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from features.spec import FeatureSpec, featurize
+from models.artifact import ModelArtifact
+from models.data import Normaliser
+from models.dlrm import DLRM, DLRMConfig, FrozenDLRM
+from models.scorer import Scorer, random_views
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure and for how long."""
+
+    batch_sizes: tuple[int, ...] = (1, 64, 256, 1024)  # events per call
+    repeats: int = 5  # measurements per row; the table shows their median
+    seconds: float = 0.4  # wall time per measurement, after warm-up
+    min_calls: int = 30  # calls per measurement at least, however slow
+
+
+def measure(call: Callable[[], object], cfg: BenchConfig) -> tuple[float, float]:
+    """Median over repeats of (p50, p99) seconds per call."""
+    for _ in range(5):
+        call()
+    p50s, p99s = [], []
+    for _ in range(cfg.repeats):
+        times = []
+        end = time.perf_counter() + cfg.seconds
+        while time.perf_counter() < end or len(times) < cfg.min_calls:
+            t = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t)
+        p50s.append(float(np.percentile(times, 50)))
+        p99s.append(float(np.percentile(times, 99)))
+    return statistics.median(p50s), statistics.median(p99s)
+
+
+def model_inputs(cfg: DLRMConfig, b: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    dense = torch.from_numpy(rng.normal(size=(b, cfg.num_dense)).astype(np.float32))  # (B, N)
+    sparse = torch.from_numpy(np.stack([rng.integers(0, rows, b) for rows in cfg.sparse_cardinalities], axis=1))  # (B, F)
+    return dense, sparse
+
+
+def default_scorer() -> Scorer:
+    spec = FeatureSpec()
+    torch.manual_seed(0)
+    model = DLRM(DLRMConfig.for_spec(spec))
+    n = len(spec.dense_names)
+    normaliser = Normaliser(mean=np.zeros(n, dtype=np.float32), inv_std=np.ones(n, dtype=np.float32))
+    artifact = ModelArtifact(config=model.config, spec=spec, state_dict=model.state_dict(), normaliser=normaliser, split={})
+    return Scorer(artifact)
+
+
+def run(cfg: BenchConfig) -> list[dict[str, object]]:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, object]] = []
+
+    def add(what: str, model: str, b: int, call: Callable[[], object]) -> None:
+        p50, p99 = measure(call, cfg)
+        rows.append({"what": what, "model": model, "batch": b, "events_per_s": b / p50, "p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3})
+
+    for name, model_cfg in (("default", DLRMConfig()), ("seed notebook", DLRMConfig.seed_notebook())):
+        torch.manual_seed(0)
+        model = DLRM(model_cfg).eval()
+        frozen = FrozenDLRM(model)
+        for b in cfg.batch_sizes:
+            dense, sparse = model_inputs(model_cfg, b, rng)
+            with torch.inference_mode():
+                add("forward", name, b, lambda m=model, d=dense, s=sparse: m(d, s))
+                add("frozen", name, b, lambda m=frozen, d=dense, s=sparse: m(d, s))
+    scorer = default_scorer()
+    spec = FeatureSpec()
+    for b in cfg.batch_sizes:
+        batch = random_views(b, rng)
+        add("featurize", "default", b, lambda x=batch: featurize(spec, *x.values()))
+        add("Scorer.score", "default", b, lambda x=batch: scorer.score(**x))
+    return rows
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    lines = ["| what | model | batch | events/s | p50 ms | p99 ms |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['what']} | {r['model']} | {r['batch']} | {r['events_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = BenchConfig()
+    p = argparse.ArgumentParser(prog="benchmarks.bench_model", description=__doc__.splitlines()[0])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=list(d.batch_sizes), help=f"(default: {d.batch_sizes})")
+    p.add_argument("--repeats", type=int, default=d.repeats, help=f"(default: {d.repeats})")
+    p.add_argument("--seconds", type=float, default=d.seconds, help=f"per measurement (default: {d.seconds})")
+    args = p.parse_args(argv)
+    cfg = BenchConfig(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, seconds=args.seconds)
+    rows = run(cfg)
+    print(f"torch {torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.2f}; median of {cfg.repeats} repeats")
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""Evaluate a trained DLRM against baselines and the generator's oracle: ``python -m models.evaluate``.
+
+Examples::
+
+    python -m models.evaluate --truth data/truth.jsonl
+    python -m models.evaluate --examples data/examples.jsonl --model artifacts/dlrm.pt \\
+        --truth-topic interactions-truth --out reports/ --k 5 10
+
+The evaluation range is the artifact's validation range: examples with ``ts >=
+split_ts_ms`` recorded at training time (the last ``val_fraction`` of the time range).
+Training used it for early stopping, so the DLRM's figures carry that (small) selection
+optimism; the logistic regression is early-stopped on the same range, for a fair comparison.
+
+Every scorer gets AUC, log-loss, normalised entropy, calibration (equal-width buckets)
+and per-user precision@k / recall@k / NDCG@k (:func:`models.metrics.ranking_at_k`: rank
+each user's views in the range by score, relevance = click, macro-average over users with
+a click, ties broken at random in expectation). With the truth file (or topic), the
+oracle scores the same events with the generator's true ``p_click``, and each model's lift
+is ``(AUC - 0.5) / (oracle AUC - 0.5)`` on the events the truth covers.
+
+Outputs in ``--out``: ``evaluation.json``, ``roc.png``, ``calibration.png``,
+``training_curve.png``; a table on stdout. :func:`evaluate` does the same from Python.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from broker.admin import BrokerUnreachable
+from models import plots
+from models.artifact import ArtifactError, load_artifact
+from models.baselines import fit_logistic_regression, item_popularity
+from models.data import Examples, ExamplesError, load_examples
+from models.metrics import (
+    calibration_bins,
+    expected_auc,
+    expected_calibration_error,
+    log_loss,
+    normalized_entropy,
+    ranking_at_k,
+    roc_auc,
+    roc_curve,
+)
+from models.scorer import Scorer
+from models.train import Log, TrainConfig, config_parser, option, predict_logits, prepare, require_field, run_cli
+
+SCORE_CHUNK = 8_192  # events per Scorer.score_features call
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """An evaluation run; CLI flags map 1:1 to fields (``--truth-topic``)."""
+
+    examples: str = option("data/examples.jsonl", "backfill examples JSONL")
+    model: str = option("artifacts/dlrm.pt", "model artifact")
+    truth: str | None = option(None, "generator truth JSONL (p_click per view)")
+    truth_topic: str | None = option(None, "read the truth from this Kafka topic instead")
+    out: str = option("reports", "folder for evaluation.json and the PNG plots")
+    k: tuple[int, ...] = option((5, 10), "cut-offs of the ranking metrics")
+    calibration_bins: int = option(10, "equal-width probability buckets")
+    max_examples: int | None = option(None, "read only the first N (earliest) examples; unset reads all")
+
+    def __post_init__(self) -> None:
+        c = "EvaluateConfig"
+        object.__setattr__(self, "k", tuple(self.k))
+        require_field(bool(self.k) and min(self.k) >= 1, c, "k", "positive cut-offs", list(self.k))
+        require_field(self.calibration_bins >= 1, c, "calibration_bins", ">= 1", self.calibration_bins)
+        require_field(self.max_examples is None or self.max_examples >= 1, c, "max_examples", ">= 1", self.max_examples)
+        both = self.truth is not None and self.truth_topic is not None
+        require_field(not both, c, "truth", "unset when --truth-topic is given (not both)", self.truth)
+
+
+def parse_truth(lines: list[bytes], where: str) -> dict[str, float]:
+    """``{event_id: p_click}`` from truth records; lines whose ``kind`` is not ``view`` are skipped."""
+    truth: dict[str, float] = {}
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = orjson.loads(line)
+            if rec.get("kind") == "view":
+                truth[rec["event_id"]] = float(rec["p_click"])
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
+            msg = f"truth {where} record {n}: not a truth record ({type(e).__name__}: {e})"
+            raise ExamplesError(msg) from None
+    return truth
+
+
+def load_truth(path: str | Path) -> dict[str, float]:
+    """Read the producer's truth JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"truth file {path} not found; the producer writes it next to the events"
+        raise ExamplesError(msg)
+    return parse_truth(path.read_bytes().splitlines(), f"file {path}")
+
+
+def truth_from_topic(topic: str) -> dict[str, float]:
+    """Read the truth topic from the broker (``KAFKA_BOOTSTRAP_SERVERS`` or the embedded one)."""
+    from broker.console import read_topic
+    from broker.embedded import resolve_bootstrap
+
+    bootstrap = resolve_bootstrap(autostart=False)
+    return parse_truth([r.value or b"" for r in read_topic(bootstrap, topic)], f"topic {topic}")
+
+
+def scorer_metrics(y: np.ndarray, scores: np.ndarray, users: list[str], ks: tuple[int, ...], n_bins: int | None) -> dict[str, Any]:
+    """AUC, ranking metrics, and (when ``n_bins`` is given: scores are probabilities) log-loss, NE, calibration."""
+    out: dict[str, Any] = {"auc": roc_auc(y, scores)}
+    if n_bins is not None:
+        bins = calibration_bins(y, scores, n_bins)
+        out |= {
+            "log_loss": log_loss(y, scores),
+            "normalized_entropy": normalized_entropy(y, scores),
+            "mean_predicted": float(np.mean(scores)),
+            "ece": expected_calibration_error(bins),
+            "calibration": bins,
+        }
+    return out | ranking_at_k(users, scores, y, ks)
+
+
+def _score_dlrm(scorer: Scorer, dense: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+    """P(click) through the serving path, in chunks."""
+    out = np.empty(len(dense), dtype=np.float32)
+    for a in range(0, len(dense), SCORE_CHUNK):
+        out[a : a + SCORE_CHUNK] = scorer.score_features(dense[a : a + SCORE_CHUNK], sparse[a : a + SCORE_CHUNK])
+    return out
+
+
+def add_oracle(
+    results: dict[str, Any],
+    curves: dict[str, Any],
+    scores: dict[str, np.ndarray],
+    y: np.ndarray,
+    users: list[str],
+    p_true: np.ndarray,
+    cfg: EvaluateConfig,
+) -> dict[str, Any]:
+    """Add the oracle's row and every scorer's lift, on the events the truth covers (p_true not NaN).
+
+    Lift = (AUC - 0.5) / (oracle AUC - 0.5), both over the same covered events.
+    """
+    covered = ~np.isnan(p_true)
+    info = {"events": int(covered.sum()), "coverage": float(covered.mean()) if len(covered) else 0.0}
+    if not covered.any():
+        return info
+    yc, pc = y[covered], p_true[covered]
+    oracle = scorer_metrics(yc, pc, [u for u, c in zip(users, covered, strict=True) if c], cfg.k, cfg.calibration_bins)
+    results["oracle"] = oracle | {"expected_auc": expected_auc(pc), "lift": 1.0}
+    curves["oracle"] = (*roc_curve(yc, pc), oracle["auc"])
+    span = oracle["auc"] - 0.5
+    for name, s in scores.items():
+        results[name]["lift"] = (roc_auc(yc, s[covered]) - 0.5) / span if span > 0 else float("nan")
+    return info
+
+
+def evaluate(
+    cfg: EvaluateConfig, examples: Examples | None = None, truth: dict[str, float] | None = None, log: Log = print
+) -> dict[str, Any]:
+    """Score the evaluation range with the model, the baselines and the oracle; write the report.
+
+    Args:
+        cfg: paths and settings.
+        examples: already-loaded examples; None reads ``cfg.examples``.
+        truth: ``{event_id: p_click}``; None reads ``cfg.truth`` / ``cfg.truth_topic`` if set.
+        log: where progress lines and the table go.
+
+    Returns:
+        The report also written to ``<out>/evaluation.json``.
+    """
+    t0 = time.monotonic()
+    artifact = load_artifact(cfg.model)
+    scorer = Scorer(artifact)
+    spec = artifact.spec
+    if examples is None:
+        examples = load_examples(cfg.examples, cfg.max_examples, spec)
+    if truth is None and cfg.truth is not None:
+        truth = load_truth(cfg.truth)
+    elif truth is None and cfg.truth_topic is not None:
+        truth = truth_from_topic(cfg.truth_topic)
+    if not isinstance(artifact.split.get("split_ts_ms"), int):
+        msg = f"model artifact {cfg.model} records no time split (split_ts_ms); retrain it with python -m models.train"
+        raise ArtifactError(msg)
+    data = prepare(examples, spec, split_ts_ms=artifact.split["split_ts_ms"])
+    y = examples.click[data.val_mask].astype(np.float64)
+    users = [u for u, m in zip(examples.user_id, data.val_mask, strict=True) if m]
+    log(f"evaluating {artifact.version} on {len(y):,} views from ts {artifact.split['split_ts_ms']} ({len(data.train):,} earlier views train the baselines)")
+
+    known = {f.name for f in fields(TrainConfig)}
+    train_cfg = TrainConfig(**{k: v for k, v in artifact.train_config.items() if k in known})
+    log("training the logistic-regression baseline on the same range and inputs")
+    logreg = fit_logistic_regression(data, train_cfg, log=lambda _: None)
+    items = examples.item_id
+    scores = {
+        "dlrm": _score_dlrm(scorer, data.dense[data.val_mask], data.sparse[data.val_mask]).astype(np.float64),
+        "logistic_regression": 1.0 / (1.0 + np.exp(-predict_logits(logreg, data.val).astype(np.float64))),
+        "item_popularity": item_popularity(
+            [i for i, m in zip(items, data.train_mask, strict=True) if m], [i for i, m in zip(items, data.val_mask, strict=True) if m]
+        ),
+    }
+    n_bins = cfg.calibration_bins
+    results = {name: scorer_metrics(y, s, users, cfg.k, None if name == "item_popularity" else n_bins) for name, s in scores.items()}
+    curves = {name: (*roc_curve(y, s), results[name]["auc"]) for name, s in scores.items()}
+
+    oracle_info: dict[str, Any] = {"available": truth is not None}
+    if truth is not None:
+        eval_ids = [e for e, m in zip(examples.event_id, data.val_mask, strict=True) if m]
+        p_true = np.array([truth.get(e, np.nan) for e in eval_ids], dtype=np.float64)
+        oracle_info |= add_oracle(results, curves, scores, y, users, p_true, cfg)
+        if not oracle_info["events"]:
+            log("warning: the truth covers none of the evaluated events; no oracle figures")
+
+    out = Path(cfg.out)
+    report = {
+        "model": {"path": str(cfg.model), "version": artifact.version, "created_at": artifact.created_at, "config": artifact.config.to_dict()},
+        "training": artifact.metrics,
+        "data": {
+            "examples": str(cfg.examples),
+            "n_examples": len(examples),
+            "n_train": len(data.train),
+            "n_eval": len(y),
+            "split_ts_ms": int(artifact.split["split_ts_ms"]),
+            "eval_click_rate": float(y.mean()),
+        },
+        "ks": list(cfg.k),
+        "ranking_convention": (
+            "per user: rank the user's views in the evaluation range by score, relevance = click; "
+            "precision@k = hits/k, recall@k = hits/clicks, NDCG@k with gain 1/log2(rank+1); "
+            "users without a click skipped; macro average; ties broken uniformly at random (expectation)"
+        ),
+        "oracle": oracle_info,
+        "results": results,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    plots.plot_roc(curves, out / "roc.png")
+    plots.plot_calibration({n: r["calibration"] for n, r in results.items() if "calibration" in r}, out / "calibration.png")
+    plots.plot_training_curve(artifact.history, out / "training_curve.png")
+    log(format_table(report))
+    log(f"wrote {out / 'evaluation.json'}, roc.png, calibration.png, training_curve.png in {report['seconds']:.1f}s")
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report's results as an aligned text table (one row per scorer)."""
+    ks = report["ks"]
+    cols = ["auc", "lift", "log_loss", "normalized_entropy", "ece"] + [f"{m}@{k}" for k in ks for m in ("precision", "recall", "ndcg")]
+    heads = ["AUC", "lift", "logloss", "NE", "ECE"] + [f"{m}@{k}" for k in ks for m in ("P", "R", "NDCG")]
+    rows = [["scorer", *heads]]
+    for name, r in report["results"].items():
+        rows.append([name] + [f"{r[c]:.4f}" if isinstance(r.get(c), float) else "-" for c in cols])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    d = report["data"]
+    footer = f"{d['n_eval']:,} views in the evaluation range, click rate {d['eval_click_rate']:.3f}; users with a click: {report['results']['dlrm']['n_users']:,}"
+    return "\n".join([*lines, footer])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = config_parser(EvaluateConfig, "models.evaluate", "Evaluate the DLRM against baselines and the oracle.")
+    errors = (ExamplesError, ArtifactError, BrokerUnreachable, TimeoutError)
+    return run_cli(parser, argv, EvaluateConfig, lambda cfg: evaluate(cfg, log=lambda line: print(line, flush=True)), errors)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

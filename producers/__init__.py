@@ -1,0 +1,1 @@
+"""Event producers: ``python -m producers.synthetic`` feeds the pipeline with known ground truth."""
