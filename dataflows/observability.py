@@ -11,7 +11,7 @@ to Bytewax's own metrics:
 ``recstream_windows_total``         closed windows emitted, by ``entity`` (user, item)
 ``recstream_vectors_total``         point-in-time vectors completed
 ``recstream_scores_total``          views scored
-``recstream_entities``              entities in state, by ``kind`` (user, user_cat, item)
+``recstream_entities``              entities in state, by ``kind`` (user, item)
 ``recstream_watermark_ms``          watermark by input ``partition`` (epoch ms)
 ``recstream_waiting_events``        events waiting for item windows to close
 =================================== ======================================================
@@ -53,6 +53,7 @@ class FlowMonitor:
         self.seen: dict[tuple[str, int, str], int] = {}
         self.scored = 0
         self.started = time.monotonic()
+        self.first_input: float | None = None  # when the first record arrived
         self.last_log = self.started
         self.last_in = 0
 
@@ -63,6 +64,8 @@ class FlowMonitor:
         return value - previous
 
     def observe_partition(self, state: PartitionState) -> None:
+        if self.first_input is None and state.counters["in"]:
+            self.first_input = time.monotonic()
         self.partitions[state.partition] = state
         c = state.counters
         p = str(state.partition)
@@ -110,9 +113,8 @@ class FlowMonitor:
         rate = (t["in"] - self.last_in) / max(now - self.last_log, 1e-9)
         users = sum(len(s.users) for s in self.partitions.values())
         items = sum(len(s.items) for s in self.shards.values())
-        waiting = sum(len(s.pending) for s in self.shards.values())
+        waiting = sum(sum(map(len, s.pending.values())) for s in self.shards.values())
         ENTITIES.labels(kind="user").set(users)
-        ENTITIES.labels(kind="user_cat").set(sum(len(s.user_cats) for s in self.partitions.values()))
         ENTITIES.labels(kind="item").set(items)
         WAITING.set(waiting)
         reasons = ", ".join(f"{k[5:]} {v:,}" for k, v in sorted(t.items()) if k.startswith("dead."))
@@ -123,6 +125,16 @@ class FlowMonitor:
             f"{f' ({reasons})' if reasons else ''}, windows {t['user_windows']:,} user / {t['item_windows']:,} item, "
             f"{t['vectors']:,} vectors, {t['scores']:,} scores, state {users:,} users / {items:,} items, "
             f"{waiting:,} waiting, watermark {watermark}"
+        )
+
+    def summary(self) -> str:
+        """One line for the end of a run: totals and the rate since the first record."""
+        t = self.totals()
+        busy = time.monotonic() - (self.first_input or self.started)
+        return (
+            f"features: done: {t['in']:,} records in {busy:.2f} s since the first one "
+            f"({t['in'] / max(busy, 1e-9):,.0f}/s): {t['used']:,} used, {t['dead']:,} dead letters, "
+            f"{t['vectors']:,} vectors, {t['scores']:,} scores"
         )
 
     def maybe_log(self, force: bool = False) -> None:

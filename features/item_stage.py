@@ -43,19 +43,26 @@ class Vectors:
 class ItemShardState:
     """State and logic of one item shard; pickled for Bytewax recovery."""
 
-    def __init__(self, config: FeaturesConfig, shard: int, partitions: int):
+    def __init__(self, config: FeaturesConfig, shard: int, partitions: int, vectors_for: str = "all"):
         if partitions < 1:
             msg = f"the item stage needs the number of input partitions (>= 1), got {partitions}"
             raise ValueError(msg)
+        if vectors_for not in ("all", "views"):
+            msg = f"vectors_for must be 'all' or 'views', got {vectors_for!r}"
+            raise ValueError(msg)
         self.config = config
         self.shard = shard
+        # Which events leave with a vector: every event, or only views (all that scoring and
+        # training examples read). Every event is counted either way.
+        self.all_vectors = vectors_for == "all"
         self.items = ClosedWindowTable(
             config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms
         )
         self.marks = [NEG_INF] * partitions
         self.watermark = NEG_INF
-        self.pending: list[tuple[int, int, tuple[dict[str, Any], int, int]]] = []  # (cut, seq, event)
-        self.seq = 0
+        # events waiting for the stage watermark to pass their cut, by cut (released in cut order)
+        self.pending: dict[int, list[tuple[dict[str, Any], int, int]]] = {}
+        self._pending_cuts: list[int] = []  # heap of the keys of ``pending``
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
 
     def cut(self, t: int) -> int:
@@ -73,18 +80,25 @@ class ItemShardState:
         w = self.config.window_ms
         delay = self.config.item_delay_ms
         closed_until = items.closed_until
+        all_vectors = self.all_vectors
         for entry in chunk.events:
             event = entry[0]
             t = event["ts"]
             item_id = event["item_id"]
-            items.add(item_id, t, type_index[event["event_type"]])
+            k = type_index[event["event_type"]]
+            items.add(item_id, t, k)
+            if k and not all_vectors:
+                continue  # a follow-up event: counted, no vector needed
             d = t - delay
             cut = d - d % w
             if cut <= closed_until:
                 done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut))
             else:
-                self.seq += 1
-                heapq.heappush(pending, (cut, self.seq, entry))
+                waiting = pending.get(cut)
+                if waiting is None:
+                    waiting = pending[cut] = []
+                    heapq.heappush(self._pending_cuts, cut)
+                waiting.append(entry)
         records: list[Record] = []
         if chunk.partition >= len(self.marks):
             msg = f"chunk from partition {chunk.partition}, but the item stage was built for {len(self.marks)}"
@@ -112,11 +126,12 @@ class ItemShardState:
             records.append(("item_features", key, value))
             n += 1
         self.counters["windows"] += n
-        pending = self.pending
-        while pending and pending[0][0] <= items.closed_until:
-            cut, _, entry = heapq.heappop(pending)
-            event = entry[0]
-            done.append((event, entry[1], items.query(event["item_id"], event["ts"], cut), entry[2], cut))
+        cuts = self._pending_cuts
+        while cuts and cuts[0] <= items.closed_until:
+            cut = heapq.heappop(cuts)
+            for entry in self.pending.pop(cut):
+                event = entry[0]
+                done.append((event, entry[1], items.query(event["item_id"], event["ts"], cut), entry[2], cut))
         # Every later query comes from an event at or after the watermark (partitions refuse
         # anything older), so tiles below it may go.
         if self.watermark < POS_INF:

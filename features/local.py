@@ -28,10 +28,11 @@ class LocalOutput:
 class LocalPipeline:
     """Partition stages and item shards driven by hand, batch by batch."""
 
-    def __init__(self, config: FeaturesConfig, partitions: int, want_follow_ups: bool = False):
+    def __init__(self, config: FeaturesConfig, partitions: int, want_follow_ups: bool = False,
+                 vectors_for: str = "all"):
         self.config = config
         self.partitions = [PartitionState(config, p, want_follow_ups) for p in range(partitions)]
-        self.shards = [ItemShardState(config, s, partitions) for s in range(config.item_shards)]
+        self.shards = [ItemShardState(config, s, partitions, vectors_for) for s in range(config.item_shards)]
         self.out = LocalOutput()
 
     def _route(self, outputs: Iterable[ToItems | Records | FollowUps | Vectors]) -> None:
@@ -58,10 +59,11 @@ class LocalPipeline:
 
 
 def run_local(
-    config: FeaturesConfig, batches: Iterable[RawBatch], partitions: int, want_follow_ups: bool = False
+    config: FeaturesConfig, batches: Iterable[RawBatch], partitions: int, want_follow_ups: bool = False,
+    vectors_for: str = "all",
 ) -> LocalOutput:
     """Feed batches in the given order, then flush; return all outputs."""
-    pipeline = LocalPipeline(config, partitions, want_follow_ups)
+    pipeline = LocalPipeline(config, partitions, want_follow_ups, vectors_for)
     for batch in batches:
         pipeline.feed(batch)
     return pipeline.finish()

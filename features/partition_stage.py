@@ -86,15 +86,17 @@ class PartitionState:
         self.partition = partition
         self.want_follow_ups = want_follow_ups
         retention = config.retention_ms
+        # Users, with their counts broken down by category (user x category) in the same entity.
         self.users = ArrivalTable(
             config.window_ms, config.horizons, config.allowed_lateness_ms, retention, track_windows=True
         )
-        self.user_cats = ArrivalTable(config.window_ms, config.horizons, config.allowed_lateness_ms, retention)
+        self.category_slots: dict[str, int] = {}
         self.max_ts = NEG_INF
         self.watermark = NEG_INF
         self.seen: dict[str, int] = {}
         self.seen_order: deque[tuple[int, str]] = deque()
         self.next_boundary = NEG_INF  # next window end the watermark must reach to close windows
+        self.next_forget = NEG_INF  # watermark at which the oldest remembered event id expires
         self.sent_watermark = [NEG_INF] * config.item_shards
         self.counters: dict[str, int] = {"in": 0, "accepted": 0, "windows": 0}
         self.last_event_wall: int | None = None  # not persisted: wall time restarts after recovery
@@ -118,7 +120,9 @@ class PartitionState:
         records: list[Record] = []
         chunks: list[list[tuple[dict[str, Any], int, int]]] = [[] for _ in range(shards)]
         follow_ups: list[tuple[str, int, int]] = []
-        users, user_cats = self.users, self.user_cats
+        users = self.users
+        slots = self.category_slots
+        mask, slot_bits = users.mask, users.slot_bits
         seen, seen_order = self.seen, self.seen_order
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
@@ -165,13 +169,15 @@ class PartitionState:
             if t > self.max_ts:
                 self.max_ts = t
                 if t - lateness > self.watermark:
-                    self.watermark = t - lateness
-                    self._on_watermark(records)
+                    wm = self.watermark = t - lateness
+                    if wm >= self.next_boundary or wm > self.next_forget:
+                        self._on_watermark(records)
             k = type_index[event["event_type"]]
-            user_id = event["user_id"]
-            user_vec = users.observe(user_id, t, k)
-            user_cat_vec = user_cats.observe(f"{user_id}\x1f{event['category']}", t, k)
-            chunks[zlib.crc32(event["item_id"].encode()) % shards].append((event, user_vec, user_cat_vec))
+            slot = slots.get(event["category"]) or self._new_category(event["category"])
+            vec = users.observe(event["user_id"], t, k, slot)
+            chunks[zlib.crc32(event["item_id"].encode()) % shards].append(
+                (event, vec & mask, (vec >> slot * slot_bits) & mask)
+            )
             if k and self.want_follow_ups:
                 follow_ups.append((event["view_id"], k, t))
             accepted += 1
@@ -193,6 +199,19 @@ class PartitionState:
         if follow_ups:
             out.append(FollowUps(follow_ups))
         return out
+
+    def _new_category(self, category: str) -> int:
+        """Give a category its slot in the user tiles (slots are per partition, in arrival order)."""
+        slot = len(self.category_slots) + 1
+        if slot > ArrivalTable.MAX_SLOT:
+            msg = (
+                f"more than {ArrivalTable.MAX_SLOT} distinct categories in partition {self.partition} "
+                f"(category {category!r}); user x category counts support at most that many"
+            )
+            raise ValueError(msg)
+        self.users.add_slots(slot)
+        self.category_slots[category] = slot
+        return slot
 
     def _advance_idle(self, wall: int, eof: bool) -> None:
         if eof:
@@ -218,25 +237,28 @@ class PartitionState:
         wm = self.watermark
         if wm >= self.next_boundary:
             self._close_user_windows(records)
-        horizon = wm - self.config.dedup_horizon_ms
+        dedup = self.config.dedup_horizon_ms
+        horizon = wm - dedup
         order = self.seen_order
         if order and order[0][0] < horizon:
             seen = self.seen
             while order and order[0][0] < horizon:
                 seen.pop(order.popleft()[1], None)
+        # An id leaves once the watermark passes its time + horizon; new ids are >= wm.
+        self.next_forget = order[0][0] + dedup if order else min(wm + dedup, POS_INF)
 
     def _expire(self, records: list[Record]) -> None:
         """End of a batch: apply an idle/EOF watermark move, evict idle entities."""
         self._on_watermark(records)
         wm = self.watermark
         self.users.evict(wm)
-        self.user_cats.evict(wm)
 
     def _close_user_windows(self, records: list[Record]) -> None:
         cfg = self.config
         n = 0
+        own = (1 << 128) - 1  # the user's own counts: slot 0 of the window
         for user_id, ws, counts in self.users.close_windows(self.watermark):
-            key, value = window_record("user", user_id, ws, cfg.window_ms, counts, cfg.priors)
+            key, value = window_record("user", user_id, ws, cfg.window_ms, counts & own, cfg.priors)
             records.append(("user_features", key, value))
             n += 1
         self.counters["windows"] += n

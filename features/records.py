@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 import orjson
@@ -42,6 +43,7 @@ Record = tuple[str, bytes, bytes]  # (destination, key, value)
 Stage = Literal["source", "decode", "time_check", "dedup", "watermark"]
 
 
+@lru_cache(maxsize=1024)  # every record of a window shares its start
 def iso_utc(ms: int) -> str:
     """Epoch ms as an ISO-8601 UTC string.
 

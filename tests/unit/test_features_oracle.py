@@ -161,3 +161,14 @@ def test_batching_and_interleaving_do_not_change_outputs():
         out = run_local(SMALL, interleave(parts, order_seed, wall), partitions=len(parts))
         runs.append((sorted(out.records), sorted((e["event_id"], u, i, c, cut) for e, u, i, c, cut in out.vectors)))
     assert runs[0] == runs[1] == runs[2]
+
+
+def test_views_only_vectors_are_the_same_as_all_vectors():
+    parts = make_log(98)
+    wall = T0 + 86_400_000
+    everything = run_local(SMALL, interleave(parts, 5, wall), partitions=len(parts))
+    views = run_local(SMALL, interleave(parts, 5, wall), partitions=len(parts), vectors_for="views")
+    expected = {v[0]["event_id"]: v[1:] for v in everything.vectors if v[0]["event_type"] == "view"}
+    assert {v[0]["event_id"]: v[1:] for v in views.vectors} == expected
+    assert len(expected) < len(everything.vectors)
+    assert sorted(views.records) == sorted(everything.records)

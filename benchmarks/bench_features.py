@@ -1,0 +1,145 @@
+"""Benchmark of the features flow, Kafka to Kafka, one worker, against a same-run baseline.
+
+``python -m benchmarks.bench_features`` starts its own embedded broker, generates input
+with the synthetic producer (backfill at 1,000 events/s of event time, faults off) once
+per world size, and times the flow reading the topic to its end and writing its records
+(user/item windows, dead letters) back to Kafka:
+
+    python -m dataflows.features --backfill --examples-out none --model none
+
+The rate counts input records from the first one read to the end of the run (process
+start-up and imports are not counted); peak RSS is the flow process's maximum resident
+set. The baseline row is the DESIGN.md anchor measured on the same topic in the same run:
+a plain confluent-kafka consumer (assign, batches of 2,000) that parses every value with
+orjson and counts events per user in a dict. Each row runs several times; the table shows
+the median and the min-max spread. The machine's load average is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from broker.admin import ensure_topics
+from broker.config import Topics
+from broker.embedded import EmbeddedBroker
+
+REPO = Path(__file__).resolve().parents[1]
+RATE_LINE = re.compile(r"features: done: ([\d,]+) records in ([\d.]+) s")
+
+
+def produce_input(bootstrap: str, topic: str, events: int, users: int, seed: int) -> None:
+    cmd = [sys.executable, "-m", "producers.synthetic", "--backfill", "--rate", "1000", "--count", str(events),
+           "--users", str(users), "--seed", str(seed), "--topic", topic, "--truth-topic", topic + "-truth",
+           "--progress-interval", "60"]
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True)
+
+
+def baseline(bootstrap: str, topic: str, partitions: int) -> float:
+    """Events/s of consume + orjson parse + per-user dict count (the DESIGN.md anchor)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.partition.eof": True,
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    counts: dict[str, int] = {}
+    done, n, started = 0, 0, None
+    while done < partitions:
+        for m in consumer.consume(2000, 1.0):
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    done += 1
+                continue
+            if started is None:
+                started = time.perf_counter()
+            user = orjson.loads(m.value())["user_id"]
+            counts[user] = counts.get(user, 0) + 1
+            n += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return n / elapsed
+
+
+def run_flow(bootstrap: str, topics: Topics, extra: list[str]) -> tuple[float, float]:
+    """(events/s, peak RSS in MiB) of one flow run over the whole topic."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MODEL_PATH": "none"}
+    for name, value in vars(topics).items():
+        env[f"TOPIC_{name.upper()}"] = value
+    cmd = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-m", "dataflows.features", "--backfill",
+           "--examples-out", "none", "--progress-interval", "60", *extra]
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        msg = f"the flow failed:\n{done.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    match = RATE_LINE.search(done.stderr)
+    rss = re.search(r"maxrss_kb=(\d+)", done.stderr)
+    if match is None or rss is None:
+        msg = f"no summary line in the flow's output:\n{done.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    n, seconds = int(match.group(1).replace(",", "")), float(match.group(2))
+    return n / seconds, int(rss.group(1)) / 1024
+
+
+def fresh_outputs(bootstrap: str, interactions: str, partitions: int) -> Topics:
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(interactions=interactions, truth=interactions + "-truth", user_features=f"uf-{tag}",
+                    item_features=f"if-{tag}", scores=f"sc-{tag}", dead_letters=f"dl-{tag}")
+    ensure_topics(bootstrap, [topics.user_features, topics.item_features, topics.scores, topics.dead_letters],
+                  partitions=partitions)
+    return topics
+
+
+def spread(values: list[float]) -> str:
+    """``median | min - max`` (two table cells)."""
+    return f"{statistics.median(values):,.0f} | {min(values):,.0f} - {max(values):,.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_features", description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=1_000_000, help="input events per world (default: 1,000,000)")
+    p.add_argument("--users", type=int, nargs="+", default=[10_000, 1_000_000],
+                   help="world sizes in users (default: 10000 1000000)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per row (default: 3)")
+    p.add_argument("--partitions", type=int, default=4, help="input topic partitions (default: 4)")
+    p.add_argument("--flow-args", default="", help="extra arguments for the flow, e.g. '--batch-size 5000'")
+    args = p.parse_args(argv)
+    rows = []
+    with EmbeddedBroker(port=0) as broker:
+        bootstrap = broker.bootstrap
+        assert bootstrap is not None
+        for users in args.users:
+            interactions = f"in-{users}-{uuid.uuid4().hex[:6]}"
+            ensure_topics(bootstrap, [interactions, interactions + "-truth"], partitions=args.partitions)
+            produce_input(bootstrap, interactions, args.events, users, seed=7)
+            base = [baseline(bootstrap, interactions, args.partitions) for _ in range(args.repeats)]
+            flow, rss = [], []
+            for _ in range(args.repeats):
+                rate, peak = run_flow(bootstrap, fresh_outputs(bootstrap, interactions, args.partitions),
+                                      args.flow_args.split())
+                flow.append(rate)
+                rss.append(peak)
+                print(f"  {users:,} users: {rate:,.0f} events/s, peak RSS {peak:,.0f} MiB", file=sys.stderr)
+            rows.append((users, base, flow, rss))
+    load = os.getloadavg()
+    print(f"\nFeatures flow, Kafka to Kafka, 1 worker, {args.events:,} events per world, "
+          f"{args.repeats} runs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+    print("| users | baseline consume+parse+count, events/s | spread | features flow, events/s | spread "
+          "| flow / baseline | peak RSS of the flow |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for users, base, flow, rss in rows:
+        ratio = statistics.median(flow) / statistics.median(base)
+        print(f"| {users:,} | {spread(base)} | {spread(flow)} | {ratio:.2f} | {statistics.median(rss):,.0f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
