@@ -157,6 +157,10 @@ class _ItemLogic(StatefulBatchLogic):
         return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
 
 
+class ModelLoadError(RuntimeError):
+    """The model artifact exists but cannot be used (corrupt, or made for other features)."""
+
+
 def load_scorer(config: FlowConfig) -> Any | None:
     """The model scorer, or None (features only). A bad artifact fails here, at start."""
     path = config.model_path
@@ -169,9 +173,13 @@ def load_scorer(config: FlowConfig) -> Any | None:
             file=sys.stderr,
         )
         return None
-    from models.scorer import Scorer  # torch is imported only when a model is used
+    from models.artifact import ArtifactError  # torch is imported only when a model is used
+    from models.scorer import Scorer
 
-    scorer = Scorer.load(path, config.features.spec)
+    try:
+        scorer = Scorer.load(path, config.features.spec)
+    except ArtifactError as e:
+        raise ModelLoadError(str(e)) from None
     print(f"features: scoring views with model {path} (version {scorer.version})", file=sys.stderr)
     return scorer
 
@@ -418,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             ensure_topics(bootstrap, config.topics.all() + extra)
         monitor = FlowMonitor(config.progress_interval_s)
         flow = build_flow(config, bootstrap, recovery=bool(args.recovery_directory), monitor=monitor)
-    except (ValueError, BrokerUnreachable, FileNotFoundError, LookupError) as e:
+    except (ValueError, BrokerUnreachable, FileNotFoundError, LookupError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _install_sigterm()
