@@ -1,0 +1,95 @@
+"""Watermarks that follow the wall clock when a stream goes idle, and bounded state."""
+
+from __future__ import annotations
+
+import orjson
+
+from events.schema import EVENT_TYPES
+from features.config import FeaturesConfig
+from features.local import LocalPipeline
+from features.partition_stage import RawBatch
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a window boundary
+CFG = FeaturesConfig(idle_timeout_ms=10_000, item_shards=2)
+
+
+def event(i: int, ts: int, user: str = "u1", item: str = "i1", event_type: str = "view") -> bytes:
+    return orjson.dumps({
+        "schema_version": 1, "event_id": f"e{i}", "event_type": event_type, "ts": ts, "user_id": user,
+        "item_id": item, "session_id": "s", "category": "Books", "price": 5.0, "country": "US",
+        "device": "mobile", "view_id": None if event_type == "view" else "e0",
+        "rating": 3 if event_type == "purchase" else None,
+    })
+
+
+def windows(pipeline: LocalPipeline, destination: str) -> list[dict]:
+    return [orjson.loads(v) for d, _, v in pipeline.out.records if d == destination]
+
+
+def test_an_idle_stream_closes_its_windows_with_the_wall_clock():
+    p = LocalPipeline(CFG, partitions=2)
+    wall = T0 + 1_000  # live: event time is about wall time
+    p.feed(RawBatch("t", 0, [0, 1], [event(0, T0 + 500), event(1, T0 + 900, event_type="click")], wall_ms=wall))
+    assert windows(p, "user_features") == []
+    # Heartbeats while idle: nothing moves before the idle timeout ...
+    p.feed(RawBatch("t", 0, wall_ms=wall + 9_000))
+    p.feed(RawBatch("t", 1, wall_ms=wall + 9_000))
+    assert windows(p, "user_features") == [] and windows(p, "item_features") == []
+    # ... then the watermark follows the wall clock: 10 s idle + 65 s passes the window end
+    # (watermark = newest - lateness + idle time beyond the timeout).
+    p.feed(RawBatch("t", 0, wall_ms=wall + 75_000))
+    p.feed(RawBatch("t", 1, wall_ms=wall + 75_000))  # partition 1 never had events: wall clock only
+    (user_window,) = windows(p, "user_features")
+    assert (user_window["user_id"], user_window["window_start"], user_window["views"], user_window["clicks"]) == (
+        "u1", T0, 1, 1)
+    (item_window,) = windows(p, "item_features")
+    assert (item_window["item_id"], item_window["views"], item_window["clicks"]) == ("i1", 1, 1)
+    # The idle move is final: an event behind the new watermark is late.
+    p.feed(RawBatch("t", 0, [2], [event(2, T0 + 59_000)], wall_ms=wall + 76_000))
+    late = [orjson.loads(v) for d, _, v in p.out.records if d == "dead_letters"]
+    assert [x["reason"] for x in late] == ["late"]
+
+
+def test_no_idle_move_while_events_keep_coming():
+    p = LocalPipeline(CFG, partitions=1)
+    for i in range(30):  # one event every 5 s of event time and of wall time: never idle
+        p.feed(RawBatch("t", 0, [i], [event(i, T0 + 5_000 * i)], wall_ms=T0 + 5_000 * i))
+    state = p.partitions[0]
+    assert state.watermark == T0 + 5_000 * 29 - CFG.allowed_lateness_ms
+
+
+def test_end_of_input_closes_everything_once():
+    p = LocalPipeline(CFG, partitions=1)
+    p.feed(RawBatch("t", 0, [0, 1], [event(0, T0), event(1, T0 + 200_000, user="u2", item="i2")], wall_ms=T0))
+    out = p.finish()
+    keys = [k for d, k, _ in out.records if d in ("user_features", "item_features")]
+    assert sorted(keys) == sorted([f"u1@{T0}".encode(), f"u2@{T0 + 180_000}".encode(),
+                                   f"i1@{T0}".encode(), f"i2@{T0 + 180_000}".encode()])
+
+
+def test_state_stays_bounded_and_idle_users_are_evicted():
+    """A stream of 6,000 users, each active for a few minutes over 60 hours of event time.
+
+    Users older than the retention (largest horizon + hop + lateness + 1 h) are evicted, so
+    the state holds about a day's users, not all of them; and a user who returns after
+    eviction starts from zero counts, exactly as if every tile had expired.
+    """
+    p = LocalPipeline(CFG, partitions=1)
+    n, step = 6_000, 36_000  # a new user every 36 s of event time: 100 per hour
+    peak = 0
+    for u in range(n):
+        t = T0 + u * step
+        values = [event(3 * u + j, t + 20_000 * j, user=f"u{u}", item=f"i{u % 50}", event_type=EVENT_TYPES[j])
+                  for j in range(3)]
+        p.feed(RawBatch("t", 0, list(range(3 * u, 3 * u + 3)), values, wall_ms=T0 + 10**10))
+        peak = max(peak, len(p.partitions[0].users))
+    retained_hours = CFG.retention_ms / 3_600_000
+    assert peak <= (retained_hours + 2) * 100  # users of about one retention span, not all 6,000
+    assert len(p.partitions[0].users) < n / 2
+    # u0 was evicted long ago; coming back, its vector is zero (its old events are > 24 h away)
+    p.feed(RawBatch("t", 0, [10**6], [event(10**6, T0 + n * step, user="u0", item="i0")], wall_ms=T0 + 10**10))
+    p.feed(RawBatch("t", 0, [10**6 + 1], [event(10**6 + 1, T0 + n * step + 1, user="zz", item="i0")],
+                    wall_ms=T0 + 10**10))
+    out = p.finish()
+    (returning,) = [v for v in out.vectors if v[0]["event_id"] == f"e{10**6}"]
+    assert returning[1] == 0 and returning[3] == 0  # user and user x category counts start over
