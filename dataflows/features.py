@@ -12,6 +12,11 @@ or with its own command line, which also does backfills (``--help`` lists every 
     python -m dataflows.features --backfill --examples-out data/examples.jsonl
     python -m dataflows.features --backfill --input data/history.jsonl --output none
 
+Stopping: the first Ctrl-C (SIGINT) or SIGTERM of a live flow stops it in order: the
+source ends its partitions, Bytewax takes a final snapshot (with ``-r``) and open windows
+stay open for the next run; a second signal aborts at once. A backfill is aborted by the
+first signal (its examples file is only written when the input is complete).
+
 The steps (what the stream carries after each):
 
     read_interactions        RawBatch per poll of a partition (or heartbeat / end marker)
@@ -32,6 +37,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -90,6 +96,30 @@ class _Context:
     recovery: bool
 
 
+#: Set by the first SIGINT/SIGTERM of a live flow: the Kafka source ends its partitions in
+#: order, Bytewax takes a final snapshot, and open windows stay open for the next run.
+STOP = threading.Event()
+
+
+def _install_stop_handlers(live: bool) -> None:
+    """Ctrl-C and SIGTERM: an orderly stop for a live flow, an abort for a finite one.
+
+    Bytewax alone stops abruptly on SIGINT (no final snapshot) and dies at once on SIGTERM.
+    A second signal during an orderly stop aborts at once.
+    """
+
+    def orderly(signum: int, frame: object) -> None:
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+        print(f"features: {signal.Signals(signum).name}: stopping after the current batch "
+              "(again to abort)", file=sys.stderr, flush=True)
+
+    handler = orderly if live else signal.default_int_handler
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _restore(resume: bytes | None, expected: FeaturesConfig) -> Any:
     if resume is None:
         return None
@@ -120,7 +150,9 @@ class _PartitionLogic(StatefulBatchLogic):
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
-        if self.state is None:
+        # The input ended (backfill): close everything. A live flow that was asked to stop
+        # keeps its windows open: the next run continues them.
+        if self.state is None or not self.ctx.config.backfill:
             return [], StatefulBatchLogic.RETAIN
         out = self.state.flush()
         self.ctx.monitor.observe_partition(self.state)
@@ -147,7 +179,7 @@ class _ItemLogic(StatefulBatchLogic):
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
-        if self.state is None:
+        if self.state is None or not self.ctx.config.backfill:
             return [], StatefulBatchLogic.RETAIN
         out = self.state.flush()
         self.ctx.monitor.observe_shard(self.state)
@@ -201,7 +233,7 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
             raise ValueError(msg)
         source: Any = InteractionsSource(bootstrap, topics.interactions, tail=not config.backfill,
                                          start=config.start, batch_size=config.batch_size,
-                                         heartbeat_ms=config.heartbeat_ms)
+                                         heartbeat_ms=config.heartbeat_ms, stop=STOP)
         partitions = source.partitions
     else:
         source = JsonlSource(config.input, config.virtual_partitions, config.batch_size)
@@ -261,11 +293,6 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     return flow
 
 
-def _install_sigterm() -> None:
-    # Bytewax dies at once on SIGTERM; route it through the SIGINT path (an orderly stop).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-
 def _env_config(**overrides: Any) -> FlowConfig:
     feature_keys = {
         "window_s": "window_ms", "lateness_s": "allowed_lateness_ms", "idle_timeout_s": "idle_timeout_ms",
@@ -292,8 +319,8 @@ def get_flow(**overrides: Any) -> Dataflow:
     Keyword arguments are FlowConfig fields, plus window_s, lateness_s, idle_timeout_s,
     item_delay_s, dedup_horizon_s, label_horizon_s and item_shards for the features.
     """
-    _install_sigterm()
     config = _env_config(**overrides)
+    _install_stop_handlers(live=config.input == "kafka" and not config.backfill)
     bootstrap = None
     if config.input == "kafka" or config.output == "kafka":
         bootstrap = resolve_bootstrap()
@@ -429,18 +456,22 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, BrokerUnreachable, FileNotFoundError, LookupError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _install_sigterm()
+    _install_stop_handlers(live=config.input == "kafka" and not config.backfill)
     recovery = None
     if args.recovery_directory:
         recovery = RecoveryConfig(args.recovery_directory, backup_interval=timedelta(seconds=args.backup_interval))
     epoch = timedelta(seconds=args.snapshot_interval) if args.snapshot_interval else None
     addresses = args.addresses.split(";") if args.addresses else None
+    from bytewax.errors import BytewaxRuntimeError
+
     try:
         cli_main(flow, workers_per_process=args.workers_per_process, process_id=args.process_id,
                  addresses=addresses, epoch_interval=epoch, recovery_config=recovery)
-    except KeyboardInterrupt:
-        monitor.maybe_log(force=True)
-        print(monitor.summary(), file=sys.stderr)
+    except (KeyboardInterrupt, BytewaxRuntimeError) as e:
+        if not isinstance(e, KeyboardInterrupt) and not isinstance(e.__cause__, KeyboardInterrupt):
+            raise
+        print(f"{monitor.summary()}\nfeatures: aborted (no final snapshot; with -r a restart resumes from the "
+              "last one)", file=sys.stderr)
         return 130
     monitor.maybe_log(force=True)
     print(monitor.summary(), file=sys.stderr)

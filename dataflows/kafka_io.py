@@ -17,6 +17,7 @@ recovery every start reads from ``start_offset``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -38,8 +39,8 @@ def wall_ms() -> int:
 
 class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
     def __init__(self, bootstrap: str, topic: str, partition: int, start: int, tail: bool, batch_size: int,
-                 heartbeat_ms: int, clock: Callable[[], int]):
-        self.topic, self.partition = topic, partition
+                 heartbeat_ms: int, clock: Callable[[], int], stop: threading.Event | None):
+        self.topic, self.partition, self.stop = topic, partition, stop
         self.tail, self.batch_size, self.heartbeat_ms, self.clock = tail, batch_size, heartbeat_ms, clock
         self.consumer = Consumer(
             {
@@ -57,8 +58,8 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self.done = False
 
     def next_batch(self) -> list[RawBatch]:
-        if self.done:
-            raise StopIteration
+        if self.done or (self.stop is not None and self.stop.is_set()):
+            raise StopIteration  # end of a finite input, or a requested stop: an orderly end
         messages = self.consumer.consume(self.batch_size, 0.001)
         now = self.clock()
         if not messages:
@@ -94,14 +95,14 @@ class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
     """Every partition of one topic, as :class:`RawBatch` items.
 
     ``tail=False`` stops at the end of each partition (backfill); ``tail=True`` follows
-    the topic forever (live). ``start`` applies when there is no recovery state.
+    the topic until ``stop`` is set (live). ``start`` applies when there is no recovery state.
     """
 
     def __init__(self, bootstrap: str, topic: str, tail: bool = True,
                  start: Literal["beginning", "end"] = "beginning", batch_size: int = 2000,
-                 heartbeat_ms: int = 1000, clock: Callable[[], int] = wall_ms):
+                 heartbeat_ms: int = 1000, clock: Callable[[], int] = wall_ms, stop: threading.Event | None = None):
         self.bootstrap, self.topic, self.tail, self.start = bootstrap, topic, tail, start
-        self.batch_size, self.heartbeat_ms, self.clock = batch_size, heartbeat_ms, clock
+        self.batch_size, self.heartbeat_ms, self.clock, self.stop = batch_size, heartbeat_ms, clock, stop
         self.partitions = partition_count(bootstrap, topic)
 
     def list_parts(self) -> list[str]:
@@ -112,7 +113,7 @@ class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
         if start is None:
             start = OFFSET_BEGINNING if self.start == "beginning" else OFFSET_END
         return _KafkaPartition(self.bootstrap, self.topic, int(for_part), start, self.tail, self.batch_size,
-                               self.heartbeat_ms, self.clock)
+                               self.heartbeat_ms, self.clock, self.stop)
 
 
 class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):

@@ -1,0 +1,181 @@
+"""``python -m demo`` (``make demo``): the whole pipeline, end to end, in a few minutes.
+
+1. a broker: the embedded Tansu broker, restarted empty (or KAFKA_BOOTSTRAP_SERVERS, with
+   topics named ``demo-<run>-...`` so nothing of yours is touched);
+2. history: the synthetic producer backfills ``--history-minutes`` of events ending now;
+3. the features flow runs over that history (backfill) and writes labelled examples;
+4. a DLRM is trained on them, 5. evaluated against baselines and the generator's oracle;
+6. the features flow starts live with the model, the producer streams at ``--rate`` for
+   ``--live-seconds``, and a few user/item window, score and dead-letter records are shown.
+
+Every step is an ordinary command, printed before it runs, so it can be rerun by hand.
+The embedded broker is left running at the end so the topics can be inspected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from broker.admin import BrokerUnreachable, ensure_topics
+from broker.config import Topics, configured_bootstrap
+from broker.console import read_topic
+from broker.embedded import background_status, start_background, stop_background
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes and paths of the demo run."""
+
+    history_minutes: float = 20.0  # event time of generated history before now
+    rate: float = 1000.0  # events per second, in history (event time) and live (wall time)
+    live_seconds: float = 30.0  # how long the live producer runs
+    epochs: int = 3  # training passes at most
+    seed: int = 7
+    data_dir: Path = Path("data")
+    model_path: Path = Path("artifacts/dlrm.pt")
+    reports_dir: Path = Path("reports")
+
+
+def step(n: int, title: str) -> None:
+    print(f"\n==[{n}/6] {title} " + "=" * max(0, 60 - len(title)), flush=True)
+
+
+def shown(cmd: list[str]) -> str:
+    """The command as a user would type it."""
+    return " ".join(cmd).replace(sys.executable, "python")
+
+
+def run(cmd: list[str], env: dict[str, str]) -> None:
+    print(f"$ {shown(cmd)}", flush=True)
+    subprocess.run(cmd, env=env, check=True)
+
+
+def python_m(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+def prepare_broker() -> tuple[str, Topics]:
+    """A broker and the topic names this run uses."""
+    configured = configured_bootstrap()
+    if configured:
+        tag = f"demo-{uuid.uuid4().hex[:6]}"
+        base = Topics()
+        topics = Topics(**{k: f"{tag}-{v}" for k, v in vars(base).items()})
+        print(f"using the broker at {configured} (KAFKA_BOOTSTRAP_SERVERS), topics prefixed {tag}-")
+        bootstrap = configured
+    else:
+        if background_status() is not None:
+            print("restarting the embedded broker so the demo starts from empty topics")
+            stop_background()
+        pid, bootstrap, _ = start_background()
+        print(f"embedded broker (Tansu) at {bootstrap}, pid {pid}; `make broker-stop` stops it")
+        topics = Topics()
+    ensure_topics(bootstrap, topics.all())
+    return bootstrap, topics
+
+
+def show(bootstrap: str, topic: str, title: str, n: int, newest: bool = False) -> None:
+    records = read_topic(bootstrap, topic)
+    print(f"\n-- {title}: {len(records):,} records in topic {topic!r}" + (", the newest:" if newest else ":"))
+    if newest:
+        records = sorted(records, key=lambda r: r.timestamp_ms)[-n:]
+    for r in records[:n]:
+        print(f"   key={r.key.decode(errors='replace') if r.key else None}  {r.value.decode(errors='replace')[:300]}")
+
+
+def summary(report: Path) -> None:
+    """The evaluation's headline numbers (models.evaluate printed the full table above)."""
+    results = orjson.loads(report.read_bytes())["results"]
+    oracle_auc = results.get("oracle", {}).get("auc")
+    print(f"\n-- evaluation ({report}): click AUC on the evaluation range")
+    for name, r in results.items():
+        lift = f", {100 * (r['auc'] - 0.5) / (oracle_auc - 0.5):.0f}% of the oracle's lift" if oracle_auc else ""
+        print(f"   {name:20s} AUC {r['auc']:.4f}{lift if name != 'oracle' else ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = DemoConfig()
+    p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--history-minutes", type=float, default=d.history_minutes,
+                   help=f"minutes of generated history (default: {d.history_minutes:g})")
+    p.add_argument("--rate", type=float, default=d.rate, help=f"events per second (default: {d.rate:g})")
+    p.add_argument("--live-seconds", type=float, default=d.live_seconds,
+                   help=f"seconds of live traffic (default: {d.live_seconds:g})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs at most (default: {d.epochs})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of everything (default: {d.seed})")
+    args = p.parse_args(argv)
+    for name in ("history_minutes", "rate", "live_seconds", "epochs"):
+        if getattr(args, name) <= 0:
+            print(f"error: --{name.replace('_', '-')} must be > 0, got {getattr(args, name)}", file=sys.stderr)
+            return 2
+    cfg = DemoConfig(history_minutes=args.history_minutes, rate=args.rate, live_seconds=args.live_seconds,
+                     epochs=args.epochs, seed=args.seed)
+    started = time.monotonic()
+    try:
+        step(1, "broker and topics")
+        bootstrap, topics = prepare_broker()
+    except (BrokerUnreachable, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PYTHONUNBUFFERED": "1"}
+    env.update({f"TOPIC_{k.upper()}": v for k, v in vars(topics).items()})
+    examples = cfg.data_dir / "examples.jsonl"
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+
+    step(2, f"history: {cfg.history_minutes:g} minutes of events at {cfg.rate:g}/s, ending now")
+    run(python_m("producers.synthetic", "--backfill", "--rate", str(cfg.rate), "--duration",
+                 str(cfg.history_minutes * 60), "--seed", str(cfg.seed), "--report",
+                 str(cfg.reports_dir / "history.json")), env)
+
+    step(3, "features backfill over the history -> labelled examples")
+    run(python_m("dataflows.features", "--backfill", "--output", "none", "--examples-out", str(examples),
+                 "--model", "none", "--progress-interval", "5"), env)
+
+    step(4, "train the DLRM")
+    run(python_m("models.train", "--examples", str(examples), "--out", str(cfg.model_path),
+                 "--epochs", str(cfg.epochs), "--seed", str(cfg.seed)), env)
+
+    step(5, "evaluate against baselines and the generator's oracle")
+    run(python_m("models.evaluate", "--examples", str(examples), "--model", str(cfg.model_path),
+                 "--truth-topic", topics.truth, "--out", str(cfg.reports_dir)), env)
+
+    step(6, f"live: the features flow with the model, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
+    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "5")
+    print(f"$ {shown(flow_cmd)}   (in the background)", flush=True)
+    flow = subprocess.Popen(flow_cmd, env=env, start_new_session=True)
+    try:
+        run(python_m("producers.synthetic", "--rate", str(cfg.rate), "--duration", str(cfg.live_seconds),
+                     "--seed", str(cfg.seed + 1), "--faults", "malformed=0.001,invalid=0.001,duplicate=0.002,late=0.002",
+                     "--progress-interval", "5"), env)
+        print("waiting for the flow to score the last live events ...", flush=True)
+        time.sleep(8)
+    finally:
+        if flow.poll() is None:
+            os.killpg(flow.pid, signal.SIGINT)
+            flow.wait(30)
+
+    show(bootstrap, topics.user_features, "user windows", 2, newest=True)
+    show(bootstrap, topics.item_features, "item windows", 2, newest=True)
+    show(bootstrap, topics.scores, "scores", 3, newest=True)
+    show(bootstrap, topics.dead_letters, "dead letters", 2, newest=True)
+    report = cfg.reports_dir / "evaluation.json"
+    if report.exists():
+        summary(report)
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Inspect the topics, e.g.:\n"
+          f"   python -m broker.console {topics.scores} --from-beginning --max-messages 5 --print-key\n"
+          f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
