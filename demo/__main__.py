@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -62,6 +64,44 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 
 def python_m(*args: str) -> list[str]:
     return [sys.executable, "-m", *args]
+
+
+class FlowWatcher:
+    """The live flow in the background; its progress lines are echoed and parsed."""
+
+    _IN = re.compile(r"^features: ([\d,]+) in ")
+
+    def __init__(self, cmd: list[str], env: dict[str, str]):
+        self.records_in = 0
+        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            print("   | " + line, end="", flush=True)
+            match = self._IN.match(line)
+            if match:
+                self.records_in = int(match.group(1).replace(",", ""))
+
+    def wait_for(self, records: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.records_in < records:
+            if self.process.poll() is not None:
+                msg = f"the flow exited with code {self.process.returncode}"
+                raise RuntimeError(msg)
+            if time.monotonic() > deadline:
+                msg = f"the flow read {self.records_in:,} of {records:,} records in {timeout_s:g} s"
+                raise RuntimeError(msg)
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # an orderly stop
+            self.process.wait(60)
+        self._reader.join(5)
 
 
 def prepare_broker() -> tuple[str, Topics]:
@@ -150,19 +190,22 @@ def main(argv: list[str] | None = None) -> int:
                  "--truth-topic", topics.truth, "--out", str(cfg.reports_dir)), env)
 
     step(6, f"live: the features flow with the model, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
-    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "5")
+    history = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["messages"]
+    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "2")
     print(f"$ {shown(flow_cmd)}   (in the background)", flush=True)
-    flow = subprocess.Popen(flow_cmd, env=env, start_new_session=True)
+    flow = FlowWatcher(flow_cmd, env)
     try:
+        print(f"waiting for the flow to read the {history:,} history events (warm state) ...", flush=True)
+        flow.wait_for(history, timeout_s=600)
         run(python_m("producers.synthetic", "--rate", str(cfg.rate), "--duration", str(cfg.live_seconds),
                      "--seed", str(cfg.seed + 1), "--faults", "malformed=0.001,invalid=0.001,duplicate=0.002,late=0.002",
-                     "--progress-interval", "5"), env)
-        print("waiting for the flow to score the last live events ...", flush=True)
-        time.sleep(8)
+                     "--progress-interval", "5", "--report", str(cfg.reports_dir / "live.json")), env)
+        live = orjson.loads((cfg.reports_dir / "live.json").read_bytes())["messages"]
+        print(f"waiting for the flow to read the {live:,} live records ...", flush=True)
+        flow.wait_for(history + live, timeout_s=300)
+        time.sleep(3)  # the last batch through scoring and the sink
     finally:
-        if flow.poll() is None:
-            os.killpg(flow.pid, signal.SIGINT)
-            flow.wait(30)
+        flow.stop()
 
     show(bootstrap, topics.user_features, "user windows", 2, newest=True)
     show(bootstrap, topics.item_features, "item windows", 2, newest=True)
