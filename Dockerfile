@@ -27,6 +27,7 @@ COPY features ./features
 COPY producers ./producers
 COPY dataflows ./dataflows
 COPY models ./models
+COPY demo ./demo
 RUN pip install --no-cache-dir .
 
 # Run as an unprivileged user. /app/artifacts (model, mounted by compose) and /recovery
