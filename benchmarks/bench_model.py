@@ -5,12 +5,18 @@
 * ``forward``: ``DLRM.forward`` (``nn.Module``) under ``torch.inference_mode()``;
 * ``frozen``: :class:`models.dlrm.FrozenDLRM`, the same arithmetic as plain tensor ops,
   which the scorer runs;
-* ``featurize``: :func:`features.spec.featurize` alone (counts and context -> inputs);
+* ``featurize``: :func:`features.spec.featurize` alone (counts and context -> inputs), in
+  steady state: the bucket-id cache already holds the batch's ids, as it does after the
+  first batches of a stream over a bounded population of users and items;
+* ``featurize, cold cache``: the same with the bucket-id cache emptied before every call,
+  the cost when no id repeats (every id is hashed with crc32);
 * ``Scorer.score``: featurize + normalise + pad + frozen forward + sigmoid, end to end;
 
 for the default model (sized for our features) and the seed notebook's model (13 dense,
 10 x 100-row tables, D 64, 512-256-64 / 512-256-1), at batch sizes 1, 64, 256, 1024. The
-weights are untrained: speed does not depend on their values. Each row is measured
+weights are untrained: speed does not depend on their values. The views come from
+:func:`models.scorer.random_views`: 10,000 users and 5,000 items with heavy-tailed activity,
+like the generator's default world. ``--what`` picks the rows. Each row is measured
 ``--repeats`` times for ``--seconds`` each after a warm-up; the table gives the median over
 repeats of the per-batch p50 and p99 latency, and events/s = batch / p50. The load average
 is printed with the table: other processes on the 2 shared cores move the figures.
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from features.spec import FeatureSpec, featurize
+from features.spec import FeatureSpec, clear_bucket_cache, featurize
 from models.artifact import ModelArtifact
 from models.data import Normaliser
 from models.dlrm import DLRM, DLRMConfig, FrozenDLRM
@@ -43,6 +49,7 @@ class BenchConfig:
     repeats: int = 5  # measurements per row; the table shows their median
     seconds: float = 0.4  # wall time per measurement, after warm-up
     min_calls: int = 30  # calls per measurement at least, however slow
+    what: tuple[str, ...] = ("forward", "frozen", "featurize", "score")  # which rows to measure
 
 
 def measure(call: Callable[[], object], cfg: BenchConfig) -> tuple[float, float]:
@@ -87,21 +94,32 @@ def run(cfg: BenchConfig) -> list[dict[str, object]]:
         p50, p99 = measure(call, cfg)
         rows.append({"what": what, "model": model, "batch": b, "events_per_s": b / p50, "p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3})
 
-    for name, model_cfg in (("default", DLRMConfig()), ("seed notebook", DLRMConfig.seed_notebook())):
+    models = (("default", DLRMConfig()), ("seed notebook", DLRMConfig.seed_notebook()))
+    for name, model_cfg in models if {"forward", "frozen"} & set(cfg.what) else ():
         torch.manual_seed(0)
         model = DLRM(model_cfg).eval()
         frozen = FrozenDLRM(model)
         for b in cfg.batch_sizes:
             dense, sparse = model_inputs(model_cfg, b, rng)
             with torch.inference_mode():
-                add("forward", name, b, lambda m=model, d=dense, s=sparse: m(d, s))
-                add("frozen", name, b, lambda m=frozen, d=dense, s=sparse: m(d, s))
+                if "forward" in cfg.what:
+                    add("forward", name, b, lambda m=model, d=dense, s=sparse: m(d, s))
+                if "frozen" in cfg.what:
+                    add("frozen", name, b, lambda m=frozen, d=dense, s=sparse: m(d, s))
     scorer = default_scorer()
     spec = FeatureSpec()
+
+    def cold(x: dict[str, object]) -> object:
+        clear_bucket_cache()
+        return featurize(spec, *x.values())
+
     for b in cfg.batch_sizes:
         batch = random_views(b, rng)
-        add("featurize", "default", b, lambda x=batch: featurize(spec, *x.values()))
-        add("Scorer.score", "default", b, lambda x=batch: scorer.score(**x))
+        if "featurize" in cfg.what:
+            add("featurize", "default", b, lambda x=batch: featurize(spec, *x.values()))
+            add("featurize, cold cache", "default", b, lambda x=batch: cold(x))
+        if "score" in cfg.what:
+            add("Scorer.score", "default", b, lambda x=batch: scorer.score(**x))
     return rows
 
 
@@ -118,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=list(d.batch_sizes), help=f"(default: {d.batch_sizes})")
     p.add_argument("--repeats", type=int, default=d.repeats, help=f"(default: {d.repeats})")
     p.add_argument("--seconds", type=float, default=d.seconds, help=f"per measurement (default: {d.seconds})")
+    p.add_argument("--what", nargs="+", choices=d.what, default=list(d.what), help=f"rows to measure (default: {' '.join(d.what)})")
     args = p.parse_args(argv)
-    cfg = BenchConfig(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, seconds=args.seconds)
+    cfg = BenchConfig(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, seconds=args.seconds, what=tuple(args.what))
     rows = run(cfg)
     print(f"torch {torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.2f}; median of {cfg.repeats} repeats")
     print(markdown(rows))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -163,10 +164,62 @@ class FeatureSpec:
 def stable_hash(value: str, buckets: int) -> int:
     """A process-independent hash bucket (crc32; Python's hash() is salted per process).
 
+    The reference for one value; :func:`featurize` gets the same numbers for whole columns
+    through a cache (:func:`stable_hash_column`).
+
     >>> stable_hash("u42", 16_384)
     4574
     """
     return zlib.crc32(value.encode()) % buckets
+
+
+# Bucket ids already computed, one dict {value: stable_hash(value, buckets)} per bucket count.
+# Why: crc32 of a Python str costs an encode() plus a C call per row, while a stream repeats
+# the same users, items, categories, countries and devices over and over, and a dict lookup
+# of an id seen before is cheaper. Measured on 1,024 consecutive backfill views, the five
+# string columns took 595 us hashed per row, 399 us through this cache, 862 us through
+# functools.lru_cache and 1,262 us hashing unique values only (np.unique sorts strings).
+# A batch of ids never seen before costs up to twice the per-row hashing (the misses are
+# hashed and stored one by one); a stream pays that only until its ids are cached.
+# Bound: a dict is emptied before it takes new ids once it holds BUCKET_CACHE_ENTRIES, so
+# it never holds more than that plus one batch: about 8 MB per bucket count at 2^16 ids of
+# up to 17 characters (tracemalloc, keys included), under ~17 MB for the user and item
+# tables together (category, country and device share a third, tiny one). 2^16 covers the
+# default world (10,000 users, 5,000 items) several times over, so in steady state every
+# lookup hits; with more distinct ids, the hot ids of heavy-tailed traffic come back within
+# a few batches of an emptying. At most BUCKET_CACHE_TABLES bucket counts are kept
+# (featurize uses three). A cached value is the crc32 result itself, so a hit can never
+# change an output. Safe under the GIL: a concurrent emptying only turns hits into misses.
+BUCKET_CACHE_ENTRIES: Final = 1 << 16
+BUCKET_CACHE_TABLES: Final = 8
+_bucket_cache: dict[int, dict[str, int]] = {}
+
+
+def clear_bucket_cache() -> None:
+    """Forget every cached bucket id (benchmarks use it to time the all-miss case)."""
+    _bucket_cache.clear()
+
+
+def stable_hash_column(values: Sequence[str], buckets: int) -> np.ndarray:
+    """``stable_hash(v, buckets)`` of every value, (len(values),) int64, through the bucket-id cache."""
+    cache = _bucket_cache.get(buckets)
+    if cache is None:
+        if len(_bucket_cache) >= BUCKET_CACHE_TABLES:
+            _bucket_cache.clear()
+        cache = _bucket_cache.setdefault(buckets, {})
+    try:  # the steady state: every id seen before, one C-level pass
+        return np.fromiter(map(cache.__getitem__, values), dtype=np.int64, count=len(values))
+    except KeyError:
+        pass
+    if len(cache) >= BUCKET_CACHE_ENTRIES:
+        cache.clear()
+    out = []
+    for v in values:
+        bucket = cache.get(v)
+        if bucket is None:
+            bucket = cache[v] = zlib.crc32(v.encode()) % buckets
+        out.append(bucket)
+    return np.array(out, dtype=np.int64)
 
 
 def featurize(
@@ -213,11 +266,11 @@ def featurize(
     hour = (np.asarray(ts_ms, dtype=np.int64) // 3_600_000) % 24
     price_bucket = np.clip(np.floor(np.log2(np.maximum(prices, 1.0))), 0, spec.price_buckets - 1)
     sparse = np.empty((b, len(spec.sparse_names)), dtype=np.int64)
-    sparse[:, 0] = [stable_hash(u, spec.user_buckets) for u in user_ids]
-    sparse[:, 1] = [stable_hash(i, spec.item_buckets) for i in item_ids]
-    sparse[:, 2] = [stable_hash(x, s) for x in categories]
-    sparse[:, 3] = [stable_hash(x, s) for x in countries]
-    sparse[:, 4] = [stable_hash(x, s) for x in devices]
+    sparse[:, 0] = stable_hash_column(user_ids, spec.user_buckets)
+    sparse[:, 1] = stable_hash_column(item_ids, spec.item_buckets)
+    sparse[:, 2] = stable_hash_column(categories, s)
+    sparse[:, 3] = stable_hash_column(countries, s)
+    sparse[:, 4] = stable_hash_column(devices, s)
     sparse[:, 5] = hour
     sparse[:, 6] = price_bucket
     return dense.astype(np.float32), sparse

@@ -10,8 +10,9 @@ Contents (a plain dict, so ``torch.load(weights_only=True)`` reads it without ru
 * ``feature_spec``: :meth:`FeatureSpec.to_dict`, including the hashing (crc32 modulo the
   bucket counts) and the smoothing priors; a flow with another spec refuses the artifact;
 * ``normalisation``: :class:`~models.data.Normaliser` fitted on the training range;
-* ``split``: how training split the examples by time (``split_ts_ms``, ``val_fraction``),
-  which evaluation reuses;
+* ``split``: how training split the examples by time, :meth:`models.data.TimeSplit.to_dict`
+  (``start_ms``, ``val_start_ms``, ``test_start_ms``, ``end_ms`` and the two fractions);
+  evaluation reads it back and reports on the test part only;
 * ``metrics``, ``history``, ``train_config``: for the report and the training-curve plot.
 
 Writes are atomic: a temporary file in the target folder, fsync, then ``os.replace``, so a
@@ -64,7 +65,7 @@ class ModelArtifact:
     spec: FeatureSpec
     state_dict: dict[str, torch.Tensor]
     normaliser: Normaliser
-    split: dict[str, Any]  # split_ts_ms (first validation ms), val_fraction
+    split: dict[str, Any]  # TimeSplit.to_dict(): train / validation / test bounds (ms) and fractions
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     train_config: dict[str, Any] = field(default_factory=dict)

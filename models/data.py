@@ -8,13 +8,18 @@ The features flow's backfill writes one line per view, in event-time order::
      "labels": {"click": 1, "add_cart": 0, "purchase": 0}}
 
 :func:`load_examples` reads it with orjson into numpy columns (:class:`Examples`). The
-split is by event time, never random: the last ``val_fraction`` of the time range
-validates (:func:`split_time`), the rest trains, so validation looks like the future the
-model will score. :class:`Normaliser` is fitted on the training part only and stored in the
+split is by event time, never random (:class:`TimeSplit`): the time range is cut into three
+consecutive parts, training (earliest), validation (early stopping and the choice of the
+kept weights only) and test (the latest part, never seen by training or model selection;
+the evaluation reports on it alone), so both held-out parts look like the future the model
+will score. :class:`Normaliser` is fitted on the training part only and stored in the
 artifact, so serving applies the exact same arithmetic.
 
->>> split_time(np.array([0, 100, 1000]), 0.2)
-800
+>>> split = TimeSplit.from_fractions(np.array([0, 100, 1000]), val_fraction=0.2, test_fraction=0.1)
+>>> split.val_start_ms, split.test_start_ms
+(700, 900)
+>>> [m.tolist() for m in split.masks(np.array([0, 100, 700, 899, 900, 1000]))]
+[[True, True, False, False, False, False], [False, False, True, True, False, False], [False, False, False, False, True, True]]
 >>> norm = Normaliser.fit(np.array([[1.0, 5.0], [3.0, 5.0]], dtype=np.float32))
 >>> norm.apply(np.array([[2.0, 5.0]], dtype=np.float32)).tolist()
 [[0.0, 0.0]]
@@ -22,7 +27,7 @@ artifact, so serving applies the exact same arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,7 @@ class ExamplesError(ValueError):
 class Examples:
     """Views with their point-in-time counts and labels, as columns (N rows).
 
-    Strings stay Python lists (featurize hashes them one by one); numbers are numpy arrays.
+    Strings stay Python lists (featurize hashes them, through its cache of ids seen before); numbers are numpy arrays.
     """
 
     event_id: list[str]
@@ -174,29 +179,102 @@ def load_examples(path: str | Path, max_examples: int | None = None, spec: Featu
     return Examples(**strings, ts=ts, price=price, counts=counts, labels=labels)
 
 
-def split_time(ts: np.ndarray, val_fraction: float) -> int:
-    """The first validation millisecond: the last ``val_fraction`` of ``[min(ts), max(ts)]``.
+PARTS = ("train", "validation", "test")
 
-    Events with ``ts >= split`` validate, the earlier ones train.
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Three consecutive event-time ranges over ``[start_ms, end_ms]``, all bounds epoch ms UTC.
+
+    * train: ``start_ms <= ts < val_start_ms`` (fits the weights and the normaliser);
+    * validation: ``val_start_ms <= ts < test_start_ms`` (early stopping and the kept
+      weights, for the DLRM and the logistic-regression baseline);
+    * test: ``test_start_ms <= ts <= end_ms`` (the evaluation reports on it; nothing in
+      training or model selection reads it).
+
+    The training run stores this in the artifact, and evaluation reads it back, so both use
+    the same bounds even on an examples file that has grown since.
     """
-    if not 0.0 < val_fraction < 1.0:
-        msg = f"val_fraction must be in (0, 1), got {val_fraction}"
-        raise ValueError(msg)
-    t0, t1 = int(ts.min()), int(ts.max())
-    return t0 + int((t1 - t0) * (1.0 - val_fraction))
 
+    start_ms: int  # first event time of the training run's examples
+    val_start_ms: int  # first validation millisecond
+    test_start_ms: int  # first test millisecond
+    end_ms: int  # last event time of the training run's examples (inclusive)
+    val_fraction: float  # share of [start_ms, end_ms] given to validation
+    test_fraction: float  # share of [start_ms, end_ms] given to test
 
-def split_masks(ts: np.ndarray, split_ts_ms: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks (train: ts < split, validation: ts >= split); both must be non-empty."""
-    val = ts >= split_ts_ms
-    train = ~val
-    if not train.any() or not val.any():
-        msg = (
-            f"time split at ts {split_ts_ms} leaves {int(train.sum())} training and "
-            f"{int(val.sum())} validation examples; both need at least one"
+    def __post_init__(self) -> None:
+        bounds = (self.start_ms, self.val_start_ms, self.test_start_ms, self.end_ms)
+        if not all(type(b) is int for b in bounds) or list(bounds) != sorted(bounds):
+            msg = f"TimeSplit bounds must be integers with start <= val_start <= test_start <= end (ms), got {bounds}"
+            raise ValueError(msg)
+
+    @classmethod
+    def from_fractions(cls, ts: np.ndarray, val_fraction: float, test_fraction: float) -> TimeSplit:
+        """Cut ``[min(ts), max(ts)]``: the last ``test_fraction`` of the span tests, the
+        ``val_fraction`` before it validates, the rest trains.
+
+        Fractions are of the time span, not of the example count: traffic varies over the
+        day, so the parts' counts follow the traffic.
+        """
+        if not 0.0 < val_fraction < 1.0:
+            msg = f"val_fraction must be in (0, 1), got {val_fraction}"
+            raise ValueError(msg)
+        if not 0.0 < test_fraction < 1.0:
+            msg = f"test_fraction must be in (0, 1), got {test_fraction}"
+            raise ValueError(msg)
+        if val_fraction + test_fraction >= 1.0:
+            msg = f"val_fraction + test_fraction must be < 1 to leave a training part, got {val_fraction} + {test_fraction}"
+            raise ValueError(msg)
+        t0, t1 = int(ts.min()), int(ts.max())
+        span = t1 - t0
+        return cls(
+            start_ms=t0,
+            val_start_ms=t0 + int(span * (1.0 - val_fraction - test_fraction)),
+            test_start_ms=t0 + int(span * (1.0 - test_fraction)),
+            end_ms=t1,
+            val_fraction=float(val_fraction),
+            test_fraction=float(test_fraction),
         )
-        raise ExamplesError(msg)
-    return train, val
+
+    def bounds(self, part: str) -> tuple[int, int]:
+        """``(first ms, last ms)`` of a part, both inclusive; ``part`` is one of :data:`PARTS`."""
+        if part == "train":
+            return self.start_ms, self.val_start_ms - 1
+        if part == "validation":
+            return self.val_start_ms, self.test_start_ms - 1
+        if part == "test":
+            return self.test_start_ms, self.end_ms
+        msg = f"part must be one of {PARTS}, got {part!r}"
+        raise ValueError(msg)
+
+    def masks(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boolean masks (train, validation, test) over ``ts``; each part must be non-empty.
+
+        Rows outside ``[start_ms, end_ms]`` belong to no part.
+
+        Raises:
+            ExamplesError: a part holds no example; the message gives every part's bounds and count.
+        """
+        masks = []
+        for part in PARTS:
+            lo, hi = self.bounds(part)
+            masks.append((ts >= lo) & (ts <= hi))
+        train, val, test = masks
+        if not (train.any() and val.any() and test.any()):
+            counts = (f"{p} [{self.bounds(p)[0]}, {self.bounds(p)[1]}] ms: {int(m.sum())}" for p, m in zip(PARTS, masks, strict=True))
+            parts = ", ".join(counts)
+            msg = f"the time split leaves an empty part ({parts} examples); each part needs at least one"
+            raise ExamplesError(msg)
+        return train, val, test
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TimeSplit:
+        """The split stored by :meth:`to_dict`; KeyError / TypeError / ValueError if malformed."""
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ Examples::
     python -m models.evaluate --examples data/examples.jsonl --model artifacts/dlrm.pt \\
         --truth-topic interactions-truth --out reports/ --k 5 10
 
-The evaluation range is the artifact's validation range: examples with ``ts >=
-split_ts_ms`` recorded at training time (the last ``val_fraction`` of the time range).
-Training used it for early stopping, so the DLRM's figures carry that (small) selection
-optimism; the logistic regression is early-stopped on the same range, for a fair comparison.
+The evaluation range is the artifact's test range: the examples with ``test_start_ms <=
+ts <= end_ms`` as recorded at training time (:class:`models.data.TimeSplit`, by default the
+last 10% of the time range). Training never read it, and neither early stopping nor the
+choice of the kept weights looked at it, so the DLRM's figures carry no selection optimism.
+The baselines follow the same protocol: item popularity counts views of the training part;
+the logistic regression trains on the training part and early-stops on the validation part.
+The report and the table name the range (ms bounds and counts) they used.
 
 Every scorer gets AUC, log-loss, normalised entropy, calibration (equal-width buckets)
 and per-user precision@k / recall@k / NDCG@k (:func:`models.metrics.ranking_at_k`: rank
@@ -27,6 +30,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,7 @@ from broker.admin import BrokerUnreachable
 from models import plots
 from models.artifact import ArtifactError, load_artifact
 from models.baselines import fit_logistic_regression, item_popularity
-from models.data import Examples, ExamplesError, load_examples
+from models.data import PARTS, Examples, ExamplesError, TimeSplit, load_examples
 from models.metrics import (
     calibration_bins,
     expected_auc,
@@ -49,7 +53,17 @@ from models.metrics import (
     roc_curve,
 )
 from models.scorer import Scorer
-from models.train import Log, TrainConfig, config_parser, option, predict_logits, prepare, require_field, run_cli
+from models.train import (
+    Log,
+    TrainConfig,
+    config_parser,
+    option,
+    predict_logits,
+    prepare,
+    require_both_labels,
+    require_field,
+    run_cli,
+)
 
 SCORE_CHUNK = 8_192  # events per Scorer.score_features call
 
@@ -161,6 +175,32 @@ def add_oracle(
     return info
 
 
+def artifact_split(split: dict[str, Any], model_path: str) -> TimeSplit:
+    """The artifact's train / validation / test bounds; ArtifactError if it records none (an older artifact)."""
+    try:
+        return TimeSplit.from_dict(split)
+    except (KeyError, TypeError, ValueError) as e:
+        msg = (
+            f"model artifact {model_path} records no train/validation/test split ({type(e).__name__}: {e}); "
+            "retrain it with python -m models.train"
+        )
+        raise ArtifactError(msg) from None
+
+
+def parts_summary(split: TimeSplit, *masks: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per part: first and last ms (inclusive), views, and the part's role, for the report."""
+    roles = {
+        "train": "fits the weights, the normaliser and the baselines",
+        "validation": "early stopping and the kept weights only (DLRM and logistic regression)",
+        "test": "the evaluation range: everything in this report",
+    }
+    out = {}
+    for part, mask in zip(PARTS, masks, strict=True):
+        lo, hi = split.bounds(part)
+        out[part] = {"start_ms": lo, "end_ms": hi, "views": int(mask.sum()), "role": roles[part]}
+    return out
+
+
 def evaluate(
     cfg: EvaluateConfig, examples: Examples | None = None, truth: dict[str, float] | None = None, log: Log = print
 ) -> dict[str, Any]:
@@ -177,6 +217,7 @@ def evaluate(
     """
     t0 = time.monotonic()
     artifact = load_artifact(cfg.model)
+    split = artifact_split(artifact.split, cfg.model)
     scorer = Scorer(artifact)
     spec = artifact.spec
     if examples is None:
@@ -185,24 +226,27 @@ def evaluate(
         truth = load_truth(cfg.truth)
     elif truth is None and cfg.truth_topic is not None:
         truth = truth_from_topic(cfg.truth_topic)
-    if not isinstance(artifact.split.get("split_ts_ms"), int):
-        msg = f"model artifact {cfg.model} records no time split (split_ts_ms); retrain it with python -m models.train"
-        raise ArtifactError(msg)
-    data = prepare(examples, spec, split_ts_ms=artifact.split["split_ts_ms"])
-    y = examples.click[data.val_mask].astype(np.float64)
-    users = [u for u, m in zip(examples.user_id, data.val_mask, strict=True) if m]
-    log(f"evaluating {artifact.version} on {len(y):,} views from ts {artifact.split['split_ts_ms']} ({len(data.train):,} earlier views train the baselines)")
+    data = prepare(examples, spec, split)
+    test = data.test_mask
+    y = data.y[test].astype(np.float64)
+    require_both_labels("test", y)
+    users = [u for u, m in zip(examples.user_id, test, strict=True) if m]
+    first, last = split.bounds("test")
+    log(
+        f"evaluating {artifact.version} on the test range [{first}, {last}] ms: {len(y):,} views "
+        f"({len(data.train):,} earlier views train the baselines, {len(data.val):,} validate them)"
+    )
 
     known = {f.name for f in fields(TrainConfig)}
     train_cfg = TrainConfig(**{k: v for k, v in artifact.train_config.items() if k in known})
-    log("training the logistic-regression baseline on the same range and inputs")
+    log("training the logistic-regression baseline on the training part, early-stopped on the validation part")
     logreg = fit_logistic_regression(data, train_cfg, log=lambda _: None)
     items = examples.item_id
     scores = {
-        "dlrm": _score_dlrm(scorer, data.dense[data.val_mask], data.sparse[data.val_mask]).astype(np.float64),
-        "logistic_regression": 1.0 / (1.0 + np.exp(-predict_logits(logreg, data.val).astype(np.float64))),
+        "dlrm": _score_dlrm(scorer, data.dense[test], data.sparse[test]).astype(np.float64),
+        "logistic_regression": 1.0 / (1.0 + np.exp(-predict_logits(logreg, data.rows(test)).astype(np.float64))),
         "item_popularity": item_popularity(
-            [i for i, m in zip(items, data.train_mask, strict=True) if m], [i for i, m in zip(items, data.val_mask, strict=True) if m]
+            [i for i, m in zip(items, data.train_mask, strict=True) if m], [i for i, m in zip(items, test, strict=True) if m]
         ),
     }
     n_bins = cfg.calibration_bins
@@ -211,7 +255,7 @@ def evaluate(
 
     oracle_info: dict[str, Any] = {"available": truth is not None}
     if truth is not None:
-        eval_ids = [e for e, m in zip(examples.event_id, data.val_mask, strict=True) if m]
+        eval_ids = [e for e, m in zip(examples.event_id, test, strict=True) if m]
         p_true = np.array([truth.get(e, np.nan) for e in eval_ids], dtype=np.float64)
         oracle_info |= add_oracle(results, curves, scores, y, users, p_true, cfg)
         if not oracle_info["events"]:
@@ -224,10 +268,14 @@ def evaluate(
         "data": {
             "examples": str(cfg.examples),
             "n_examples": len(examples),
-            "n_train": len(data.train),
+            "eval_range": "test",
+            "eval_start_ms": first,
+            "eval_end_ms": last,
             "n_eval": len(y),
-            "split_ts_ms": int(artifact.split["split_ts_ms"]),
             "eval_click_rate": float(y.mean()),
+            "parts": parts_summary(split, data.train_mask, data.val_mask, test),
+            "n_outside": int(len(examples) - data.train_mask.sum() - data.val_mask.sum() - test.sum()),
+            "split": split.to_dict(),
         },
         "ks": list(cfg.k),
         "ranking_convention": (
@@ -250,7 +298,7 @@ def evaluate(
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The report's results as an aligned text table (one row per scorer)."""
+    """The report's results as an aligned text table (one row per scorer), headed by the range it covers."""
     ks = report["ks"]
     cols = ["auc", "lift", "log_loss", "normalized_entropy", "ece"] + [f"{m}@{k}" for k in ks for m in ("precision", "recall", "ndcg")]
     heads = ["AUC", "lift", "logloss", "NE", "ECE"] + [f"{m}@{k}" for k in ks for m in ("P", "R", "NDCG")]
@@ -260,8 +308,19 @@ def format_table(report: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
     d = report["data"]
-    footer = f"{d['n_eval']:,} views in the evaluation range, click rate {d['eval_click_rate']:.3f}; users with a click: {report['results']['dlrm']['n_users']:,}"
-    return "\n".join([*lines, footer])
+    parts = d["parts"]
+    skipped = [f"{p} [{parts[p]['start_ms']}, {parts[p]['end_ms']}] ms, {parts[p]['views']:,} views" for p in PARTS[:2]]
+    title = (
+        f"evaluation range: {d['eval_range']} [{d['eval_start_ms']}, {d['eval_end_ms']}] ms ({_iso(d['eval_start_ms'])} to "
+        f"{_iso(d['eval_end_ms'])}): {d['n_eval']:,} views, click rate {d['eval_click_rate']:.3f}, "
+        f"users with a click: {report['results']['dlrm']['n_users']:,}"
+    )
+    return "\n".join([title, *lines, "not evaluated: " + "; ".join(skipped)])
+
+
+def _iso(ms: int) -> str:
+    """Epoch ms as ISO-8601 UTC to the second, for the table."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: s
         x, y = _thin(np.asarray(fpr), np.asarray(tpr))
         ax.plot(x, y, label=f"{name} (AUC {auc:.4f})", linestyle="--" if name == "oracle" else "-")
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="random (AUC 0.5)")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, evaluation range", xlim=(0, 1), ylim=(0, 1))
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test range", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
@@ -53,7 +53,7 @@ def plot_calibration(bins: Mapping[str, Sequence[Mapping[str, float]]], path: st
         pred = [b["mean_predicted"] for b in entries]
         obs = [b["observed"] for b in entries]
         ax.plot(pred, obs, marker="o", markersize=4, label=name)
-    ax.set(xlabel="mean predicted P(click)", ylabel="observed click rate", title="Calibration, evaluation range", xlim=(0, 1), ylim=(0, 1))
+    ax.set(xlabel="mean predicted P(click)", ylabel="observed click rate", title="Calibration, test range", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 

@@ -136,11 +136,24 @@ class Scorer:
         return self.score_features(dense, sparse)
 
 
+def _zipf_weights(n: int, exponent: float) -> np.ndarray:
+    """Sampling weights (n,) proportional to ``rank ** -exponent``, summing to 1."""
+    w = np.arange(1, n + 1, dtype=np.float64) ** -exponent
+    return w / w.sum()
+
+
+USERS, ITEMS = 10_000, 5_000  # the generator's default world
+_USER_WEIGHTS = _zipf_weights(USERS, 1.0)  # top 20% of users make ~83% of the views, as the generator's users do
+_ITEM_WEIGHTS = _zipf_weights(ITEMS, 0.5)  # top 10% of items get ~32% of the views (generator: 30%)
+
+
 def random_views(n: int, rng: np.random.Generator, spec: FeatureSpec | None = None) -> dict[str, Any]:
     """A synthetic batch of ``n`` views as keyword arguments of :meth:`Scorer.score`.
 
-    For benchmarks and tests: random counts (0-39), ids from 10,000 users and 5,000 items,
-    the schema's categories, countries and devices, times within one day, lognormal prices.
+    For benchmarks and tests, shaped like the generator's default stream: random counts
+    (0-39); ids from 10,000 users and 5,000 items with heavy-tailed activity (Zipf weights,
+    so a batch repeats the busy users' and popular items' ids as real traffic does); the
+    schema's categories, countries and devices; times within one day; lognormal prices.
 
     >>> batch = random_views(3, np.random.default_rng(0))
     >>> batch["counts"].shape, len(batch["user_ids"])
@@ -149,8 +162,8 @@ def random_views(n: int, rng: np.random.Generator, spec: FeatureSpec | None = No
     spec = spec or FeatureSpec()
     return {
         "counts": rng.integers(0, 40, (n, spec.count_len)),
-        "user_ids": [f"u{i}" for i in rng.integers(0, 10_000, n)],
-        "item_ids": [f"i{i}" for i in rng.integers(0, 5_000, n)],
+        "user_ids": [f"u{i}" for i in rng.choice(USERS, n, p=_USER_WEIGHTS)],
+        "item_ids": [f"i{i}" for i in rng.choice(ITEMS, n, p=_ITEM_WEIGHTS)],
         "categories": [CATEGORIES[i] for i in rng.integers(0, len(CATEGORIES), n)],
         "countries": [COUNTRIES[i] for i in rng.integers(0, len(COUNTRIES), n)],
         "devices": [DEVICES[i] for i in rng.integers(0, len(DEVICES), n)],

@@ -10,7 +10,7 @@ import torch
 
 from features.spec import FeatureSpec, featurize
 from models.artifact import ArtifactError, ModelArtifact, load_artifact, save_artifact
-from models.data import Normaliser
+from models.data import Normaliser, TimeSplit
 from models.dlrm import DLRM, DLRMConfig
 from models.scorer import Scorer, ScorerConfig, random_views
 
@@ -26,7 +26,7 @@ def make_artifact(spec: FeatureSpec | None = None, seed: int = 0) -> ModelArtifa
         spec=spec,
         state_dict=model.state_dict(),
         normaliser=Normaliser.fit(dense),
-        split={"split_ts_ms": 1_000, "val_fraction": 0.2},
+        split=TimeSplit(start_ms=0, val_start_ms=800, test_start_ms=900, end_ms=1_000, val_fraction=0.1, test_fraction=0.1).to_dict(),
         metrics={"val_auc": 0.5},
         history=[{"epoch": 0, "step": 0, "examples_seen": 0, "train_loss": None, "val_loss": 0.7, "val_auc": 0.5}],
     )
@@ -54,6 +54,7 @@ def test_round_trip_keeps_everything(saved):
     assert loaded.version == version == artifact.version and len(version) == 12
     assert loaded.config == artifact.config and loaded.spec == artifact.spec
     assert loaded.split == artifact.split and loaded.metrics == artifact.metrics and loaded.history == artifact.history
+    assert TimeSplit.from_dict(loaded.split).bounds("test") == (900, 1_000)
     assert loaded.created_at.endswith("+00:00")
     assert np.array_equal(loaded.normaliser.mean, artifact.normaliser.mean)
     for k, v in artifact.state_dict.items():

@@ -1,4 +1,4 @@
-"""Loading examples, the time split and the normaliser."""
+"""Loading examples, the three-part time split and the normaliser."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from features.spec import FeatureSpec, featurize
-from models.data import ExamplesError, Normaliser, load_examples, split_masks, split_time
+from models.data import PARTS, ExamplesError, Normaliser, TimeSplit, load_examples
 
 T0 = 1_732_233_600_000
 
@@ -90,24 +90,64 @@ def test_missing_file(tmp_path):
         load_examples(tmp_path / "nope.jsonl")
 
 
-def test_split_is_the_last_fraction_of_the_time_range():
-    ts = np.array([0, 10, 20, 990, 1000], dtype=np.int64)
-    split = split_time(ts, 0.25)
-    assert split == 750
-    train, val = split_masks(ts, split)
-    assert train.tolist() == [True, True, True, False, False]
-    assert val.tolist() == [False, False, False, True, True]
+def test_split_cuts_train_validation_test_by_time():
+    ts = np.array([0, 10, 20, 600, 700, 749, 750, 990, 1000], dtype=np.int64)
+    split = TimeSplit.from_fractions(ts, val_fraction=0.15, test_fraction=0.25)
+    assert (split.start_ms, split.val_start_ms, split.test_start_ms, split.end_ms) == (0, 600, 750, 1000)
+    train, val, test = split.masks(ts)
+    assert ts[train].tolist() == [0, 10, 20]
+    assert ts[val].tolist() == [600, 700, 749]
+    assert ts[test].tolist() == [750, 990, 1000]
+    assert not (train & val).any() and not (train & test).any() and not (val & test).any()
+    assert [split.bounds(p) for p in PARTS] == [(0, 599), (600, 749), (750, 1000)]
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
-def test_split_fraction_must_be_inside_the_unit_interval(fraction):
-    with pytest.raises(ValueError, match=f"val_fraction must be in \\(0, 1\\), got {fraction}"):
-        split_time(np.array([0, 1]), fraction)
+def test_every_example_is_in_exactly_one_part_and_later_parts_are_later():
+    ts = np.random.default_rng(0).integers(1_000, 10**9, 5_000)
+    split = TimeSplit.from_fractions(ts, 0.1, 0.1)
+    train, val, test = split.masks(ts)
+    assert (train.astype(int) + val + test == 1).all()
+    assert ts[train].max() < ts[val].min() and ts[val].max() < ts[test].min()
+    assert ts[test].max() == split.end_ms and ts[train].min() == split.start_ms
 
 
-def test_split_with_an_empty_part_fails():
-    with pytest.raises(ExamplesError, match="0 validation"):
-        split_masks(np.array([5, 5, 5]), 6)
+def test_rows_outside_the_recorded_range_belong_to_no_part():
+    split = TimeSplit(start_ms=100, val_start_ms=200, test_start_ms=300, end_ms=400, val_fraction=0.3, test_fraction=0.3)
+    masks = split.masks(np.array([50, 150, 250, 350, 450]))
+    assert [m.tolist() for m in masks] == [[False, True, False, False, False], [False, False, True, False, False], [False, False, False, True, False]]
+
+
+def test_split_round_trips_through_a_dict():
+    split = TimeSplit.from_fractions(np.array([5, 77, 1_000_003]), 0.2, 0.05)
+    assert TimeSplit.from_dict(split.to_dict()) == split
+    with pytest.raises(KeyError):
+        TimeSplit.from_dict({"split_ts_ms": 800, "val_fraction": 0.2})  # the former single split
+
+
+@pytest.mark.parametrize(
+    ("val", "test", "needle"),
+    [
+        (0.0, 0.1, r"val_fraction must be in \(0, 1\), got 0.0"),
+        (1.0, 0.1, r"val_fraction must be in \(0, 1\), got 1.0"),
+        (0.1, -0.1, r"test_fraction must be in \(0, 1\), got -0.1"),
+        (0.1, 0.0, r"test_fraction must be in \(0, 1\), got 0.0"),
+        (0.5, 0.5, r"val_fraction \+ test_fraction must be < 1 to leave a training part, got 0.5 \+ 0.5"),
+    ],
+)
+def test_split_fractions_are_checked(val, test, needle):
+    with pytest.raises(ValueError, match=needle):
+        TimeSplit.from_fractions(np.array([0, 1]), val, test)
+
+
+def test_bounds_must_be_ordered_integers():
+    with pytest.raises(ValueError, match=r"start <= val_start <= test_start <= end \(ms\), got \(0, 300, 200, 400\)"):
+        TimeSplit(start_ms=0, val_start_ms=300, test_start_ms=200, end_ms=400, val_fraction=0.1, test_fraction=0.1)
+
+
+def test_split_with_an_empty_part_fails_naming_every_part():
+    split = TimeSplit.from_fractions(np.array([0, 1000]), 0.1, 0.1)
+    with pytest.raises(ExamplesError, match=r"train \[0, 799\] ms: 1, validation \[800, 899\] ms: 0, test \[900, 1000\] ms: 1"):
+        split.masks(np.array([0, 1000]))
 
 
 def test_normaliser_uses_the_rows_it_is_fitted_on():

@@ -9,6 +9,7 @@ it). The oracle's true probabilities go to a truth file, as the producer writes 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -20,8 +21,10 @@ import pytest
 from features.spec import FeatureSpec
 from models import evaluate as evaluate_cli
 from models import train as train_cli
-from models.artifact import load_artifact
-from models.data import load_examples
+from models.artifact import load_artifact, save_artifact
+from models.data import TimeSplit, load_examples
+from models.metrics import roc_auc
+from models.scorer import Scorer
 from models.train import TrainConfig, train
 
 T0 = 1_732_233_600_000
@@ -71,7 +74,7 @@ def write_planted(examples_path, truth_path, seed=0):
     truth_path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in truth))
 
 
-FLAGS = ["--epochs", "12", "--batch-size", "128", "--lr", "0.003", "--evals-per-epoch", "1", "--patience", "4", "--val-fraction", "0.25"]
+FLAGS = ["--epochs", "12", "--batch-size", "128", "--lr", "0.003", "--evals-per-epoch", "1", "--patience", "4", "--val-fraction", "0.2", "--test-fraction", "0.2"]
 
 
 def run_cli(main, argv):
@@ -97,7 +100,8 @@ def planted(tmp_path_factory):
 def test_training_learns_the_planted_signal(planted):
     artifact = load_artifact(planted["model"], FeatureSpec())
     m = artifact.metrics
-    assert m["n_train"] + m["n_val"] == N_VIEWS
+    assert m["n_train"] + m["n_val"] + m["n_test"] == N_VIEWS
+    assert m["n_test"] == pytest.approx(0.2 * N_VIEWS, abs=2)  # views are evenly spaced in time
     assert m["val_auc"] > 0.7
     assert m["val_auc"] > m["initial_val_auc"] + 0.15  # far above the untrained (random) model
     assert artifact.history[0]["examples_seen"] == 0 and len(artifact.history) >= 3
@@ -130,11 +134,10 @@ def test_evaluate_writes_report_table_and_plots(planted):
     report = json.loads((out / "evaluation.json").read_text())
     results = report["results"]
     assert set(results) == {"dlrm", "logistic_regression", "item_popularity", "oracle"}
-    assert report["oracle"]["coverage"] == 1.0 and report["data"]["n_eval"] == load_artifact(planted["model"]).metrics["n_val"]
+    assert report["oracle"]["coverage"] == 1.0 and report["data"]["n_eval"] == load_artifact(planted["model"]).metrics["n_test"]
     dlrm = results["dlrm"]
     for key in ("auc", "log_loss", "normalized_entropy", "ece", "calibration", "precision@3", "recall@10", "ndcg@10", "lift"):
         assert key in dlrm, key
-    assert dlrm["auc"] == pytest.approx(load_artifact(planted["model"]).metrics["val_auc"], abs=2e-3)
     assert dlrm["auc"] > results["item_popularity"]["auc"] + 0.1
     assert 0.6 < dlrm["lift"] < 1.1
     assert results["oracle"]["auc"] > 0.75 and 0.7 < results["oracle"]["expected_auc"] < 0.95
@@ -144,6 +147,62 @@ def test_evaluate_writes_report_table_and_plots(planted):
     assert "NDCG@10" in stdout
     for png in ("roc.png", "calibration.png", "training_curve.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+def test_evaluation_reports_on_the_artifacts_test_range_only(planted, tmp_path):
+    """Fails if evaluate silently scores the validation range (or any other rows) instead of the held-out test range."""
+    artifact = load_artifact(planted["model"])
+    split = TimeSplit.from_dict(artifact.split)
+    examples = load_examples(planted["examples"])
+    train, val, test = split.masks(examples.ts)
+    assert examples.ts[train].max() < split.val_start_ms <= examples.ts[val].min()
+    assert examples.ts[val].max() < split.test_start_ms <= examples.ts[test].min()
+    assert not (test & (train | val)).any()  # no test example is in training or validation
+
+    argv = ["--examples", str(planted["examples"]), "--model", str(planted["model"]), "--truth", str(planted["truth"])]
+    rc, stdout, stderr = run_cli(evaluate_cli.main, [*argv, "--out", str(tmp_path)])
+    assert rc == 0, stderr
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    data = report["data"]
+    assert data["eval_range"] == "test"
+    assert (data["eval_start_ms"], data["eval_end_ms"]) == split.bounds("test") == (split.test_start_ms, split.end_ms)
+    assert data["split"] == artifact.split
+    assert data["n_eval"] == int(test.sum()) and data["parts"]["test"]["views"] == int(test.sum())
+    assert (data["parts"]["train"]["views"], data["parts"]["validation"]["views"]) == (int(train.sum()), int(val.sum()))
+    assert any(line.startswith(f"evaluation range: test [{split.test_start_ms}, {split.end_ms}] ms") for line in stdout.splitlines())
+
+    # The reported figures are those of the test rows, computed here independently ...
+    scorer = Scorer(artifact)
+
+    def dlrm_auc(mask):
+        part = examples.select(mask)
+        p = scorer.score(part.counts, part.user_id, part.item_id, part.category, part.country, part.device, part.ts, part.price)
+        return roc_auc(part.click, p)
+
+    assert report["results"]["dlrm"]["auc"] == pytest.approx(dlrm_auc(test), abs=1e-12)
+    truth = evaluate_cli.load_truth(planted["truth"])
+    test_ids = [e for e, m in zip(examples.event_id, test, strict=True) if m]
+    oracle_auc = roc_auc(examples.click[test], [truth[e] for e in test_ids])
+    assert report["results"]["oracle"]["auc"] == pytest.approx(oracle_auc, abs=1e-12)
+    # ... and differ from the validation range's, so this test can tell the two apart.
+    assert abs(dlrm_auc(val) - dlrm_auc(test)) > 1e-6
+
+
+def test_evaluate_refuses_an_artifact_without_a_test_range(planted, tmp_path):
+    artifact = load_artifact(planted["model"])
+    old = dataclasses.replace(artifact, split={"split_ts_ms": artifact.split["val_start_ms"], "val_fraction": 0.2})
+    save_artifact(old, tmp_path / "old.pt")
+    argv = ["--examples", str(planted["examples"]), "--model", str(tmp_path / "old.pt"), "--out", str(tmp_path)]
+    rc, stdout, stderr = run_cli(evaluate_cli.main, argv)
+    assert rc == 2 and stdout == "" and stderr.count("\n") == 1
+    assert stderr.startswith("models.evaluate: error: model artifact ") and "records no train/validation/test split" in stderr
+
+
+def test_evaluate_fails_in_one_line_when_the_examples_miss_the_test_range(planted, tmp_path):
+    argv = ["--examples", str(planted["examples"]), "--model", str(planted["model"]), "--out", str(tmp_path), "--max-examples", "1000"]
+    rc, stdout, stderr = run_cli(evaluate_cli.main, argv)
+    assert rc == 2 and stdout == "" and stderr.count("\n") == 1
+    assert "test [" in stderr and "ms: 0" in stderr
 
 
 def test_evaluate_without_truth_has_no_oracle(planted, tmp_path):
@@ -159,6 +218,8 @@ def test_evaluate_without_truth_has_no_oracle(planted, tmp_path):
     [
         (["--epochs", "0"], "TrainConfig.epochs (--epochs) must be >= 1, got 0"),
         (["--val-fraction", "1.5"], "val_fraction (--val-fraction) must be in (0, 1), got 1.5"),
+        (["--test-fraction", "0"], "test_fraction (--test-fraction) must be in (0, 1), got 0.0"),
+        (["--val-fraction", "0.6", "--test-fraction", "0.4"], "test_fraction (--test-fraction) must be < 1 - val_fraction = 0.4"),
         (["--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
         (["--bottom-mlp", "64", "32"], "bottom_mlp must end at the embedding dimension 16"),
         (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
