@@ -38,6 +38,7 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -134,19 +135,25 @@ def _restore(resume: bytes | None, expected: FeaturesConfig) -> Any:
     return state
 
 
-class _PartitionLogic(StatefulBatchLogic):
-    def __init__(self, ctx: _Context, resume: bytes | None):
-        self.ctx = ctx
-        self.state: PartitionState | None = _restore(resume, ctx.config.features)
+class _StageLogic(StatefulBatchLogic):
+    """Bytewax glue for one stage state (a partition or an item shard): feed, flush, snapshot.
+
+    ``make`` builds the state from the first item (which says its partition or shard);
+    ``observe`` reports the state's counters to the monitor after every batch.
+    """
+
+    def __init__(self, ctx: _Context, resume: bytes | None, make: Callable[[Any], Any],
+                 observe: Callable[[Any], None]):
+        self.ctx, self.make, self.observe = ctx, make, observe
+        self.state = _restore(resume, ctx.config.features)
 
     def on_batch(self, values: list) -> tuple[list, bool]:
         out: list = []
-        for batch in values:
+        for item in values:
             if self.state is None:
-                want = self.ctx.config.examples_out is not None
-                self.state = PartitionState(self.ctx.config.features, batch.partition, want_follow_ups=want)
-            out.extend(self.state.process(batch))
-        self.ctx.monitor.observe_partition(self.state)
+                self.state = self.make(item)
+            out.extend(self.state.process(item))
+        self.observe(self.state)
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
@@ -155,38 +162,30 @@ class _PartitionLogic(StatefulBatchLogic):
         if self.state is None or not self.ctx.config.backfill:
             return [], StatefulBatchLogic.RETAIN
         out = self.state.flush()
-        self.ctx.monitor.observe_partition(self.state)
+        self.observe(self.state)
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
 
 
-class _ItemLogic(StatefulBatchLogic):
-    def __init__(self, ctx: _Context, resume: bytes | None):
-        self.ctx = ctx
-        self.state: ItemShardState | None = _restore(resume, ctx.config.features)
+def _partition_logic(ctx: _Context, resume: bytes | None) -> _StageLogic:
+    cfg = ctx.config
+    return _StageLogic(
+        ctx, resume,
+        make=lambda batch: PartitionState(cfg.features, batch.partition, want_follow_ups=cfg.examples_out is not None),
+        observe=ctx.monitor.observe_partition,
+    )
 
-    def on_batch(self, values: list[ToItems]) -> tuple[list, bool]:
-        out: list = []
-        for chunk in values:
-            if self.state is None:
-                cfg = self.ctx.config
-                vectors_for = "all" if cfg.event_features_topic and cfg.output == "kafka" else "views"
-                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, vectors_for)
-            out.extend(self.state.process(chunk))
-        self.ctx.monitor.observe_shard(self.state)
-        return out, StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[list, bool]:
-        if self.state is None or not self.ctx.config.backfill:
-            return [], StatefulBatchLogic.RETAIN
-        out = self.state.flush()
-        self.ctx.monitor.observe_shard(self.state)
-        return out, StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes | None:
-        return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
+def _item_logic(ctx: _Context, resume: bytes | None) -> _StageLogic:
+    cfg = ctx.config
+    vectors_for = "all" if cfg.event_features_topic and cfg.output == "kafka" else "views"
+    return _StageLogic(
+        ctx, resume,
+        make=lambda chunk: ItemShardState(cfg.features, chunk.shard, ctx.partitions, vectors_for),
+        observe=ctx.monitor.observe_shard,
+    )
 
 
 class ModelLoadError(RuntimeError):
@@ -261,13 +260,13 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     # RawBatch
     by_partition = op.key_on("key_by_partition", raw, lambda b: str(b.partition))
     # (partition, RawBatch)
-    stage1 = op.stateful_batch("validate_count_users", by_partition, lambda resume: _PartitionLogic(ctx, resume))
+    stage1 = op.stateful_batch("validate_count_users", by_partition, lambda resume: _partition_logic(ctx, resume))
     # (partition, ToItems | Records | FollowUps)
     split1 = op.branch("split_item_chunks", op.map("drop_partition", stage1, lambda kv: kv[1]),
                        lambda o: isinstance(o, ToItems))
     by_shard = op.key_on("key_by_item_shard", split1.trues, lambda c: str(c.shard))
     # (shard, ToItems)
-    stage2 = op.stateful_batch("count_items_assemble", by_shard, lambda resume: _ItemLogic(ctx, resume))
+    stage2 = op.stateful_batch("count_items_assemble", by_shard, lambda resume: _item_logic(ctx, resume))
     # (shard, Vectors | Records)
     split2 = op.branch("split_vectors", op.map("drop_shard", stage2, lambda kv: kv[1]),
                        lambda o: isinstance(o, Vectors))

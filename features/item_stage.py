@@ -109,6 +109,9 @@ class ItemShardState:
             if new_watermark > self.watermark:
                 self.watermark = new_watermark
                 self._advance(records, done)
+        return self._outputs(done, records)
+
+    def _outputs(self, done: list[Vector], records: list[Record]) -> list[Vectors | Records]:
         self.counters["vectors"] += len(done)
         out: list[Vectors | Records] = []
         if done:
@@ -145,10 +148,4 @@ class ItemShardState:
         self.marks = [POS_INF] * len(self.marks)
         self.watermark = POS_INF
         self._advance(records, done)
-        self.counters["vectors"] += len(done)
-        out: list[Vectors | Records] = []
-        if done:
-            out.append(Vectors(done))
-        if records:
-            out.append(Records(records))
-        return out
+        return self._outputs(done, records)
