@@ -18,32 +18,17 @@ the median and the min-max spread. The machine's load average is printed with it
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from benchmarks.common import load_average, produce_input, run_flow, spread, throwaway_topics
 from broker.admin import ensure_topics
-from broker.config import Topics
 from broker.embedded import EmbeddedBroker
-
-REPO = Path(__file__).resolve().parents[1]
-RATE_LINE = re.compile(r"features: done: ([\d,]+) records in ([\d.]+) s")
-
-
-def produce_input(bootstrap: str, topic: str, events: int, users: int, seed: int) -> None:
-    cmd = [sys.executable, "-m", "producers.synthetic", "--backfill", "--rate", "1000", "--count", str(events),
-           "--users", str(users), "--seed", str(seed), "--topic", topic, "--truth-topic", topic + "-truth",
-           "--progress-interval", "60"]
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True)
 
 
 def baseline(bootstrap: str, topic: str, partitions: int) -> float:
@@ -69,40 +54,6 @@ def baseline(bootstrap: str, topic: str, partitions: int) -> float:
     return n / elapsed
 
 
-def run_flow(bootstrap: str, topics: Topics, extra: list[str]) -> tuple[float, float]:
-    """(events/s, peak RSS in MiB) of one flow run over the whole topic."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MODEL_PATH": "none"}
-    for name, value in vars(topics).items():
-        env[f"TOPIC_{name.upper()}"] = value
-    cmd = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-m", "dataflows.features", "--backfill",
-           "--examples-out", "none", "--progress-interval", "60", *extra]
-    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        msg = f"the flow failed:\n{done.stderr[-3000:]}"
-        raise RuntimeError(msg)
-    match = RATE_LINE.search(done.stderr)
-    rss = re.search(r"maxrss_kb=(\d+)", done.stderr)
-    if match is None or rss is None:
-        msg = f"no summary line in the flow's output:\n{done.stderr[-2000:]}"
-        raise RuntimeError(msg)
-    n, seconds = int(match.group(1).replace(",", "")), float(match.group(2))
-    return n / seconds, int(rss.group(1)) / 1024
-
-
-def fresh_outputs(bootstrap: str, interactions: str, partitions: int) -> Topics:
-    tag = uuid.uuid4().hex[:8]
-    topics = Topics(interactions=interactions, truth=interactions + "-truth", user_features=f"uf-{tag}",
-                    item_features=f"if-{tag}", scores=f"sc-{tag}", dead_letters=f"dl-{tag}")
-    ensure_topics(bootstrap, [topics.user_features, topics.item_features, topics.scores, topics.dead_letters],
-                  partitions=partitions)
-    return topics
-
-
-def spread(values: list[float]) -> str:
-    """``median | min - max`` (two table cells)."""
-    return f"{statistics.median(values):,.0f} | {min(values):,.0f} - {max(values):,.0f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_features", description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=1_000_000, help="input events per world (default: 1,000,000)")
@@ -123,15 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             base = [baseline(bootstrap, interactions, args.partitions) for _ in range(args.repeats)]
             flow, rss = [], []
             for _ in range(args.repeats):
-                rate, peak = run_flow(bootstrap, fresh_outputs(bootstrap, interactions, args.partitions),
-                                      args.flow_args.split())
+                run = run_flow(bootstrap, throwaway_topics(bootstrap, interactions, args.partitions),
+                               args.flow_args.split())
+                rate, peak = run.events_per_s, run.peak_rss_mib
                 flow.append(rate)
                 rss.append(peak)
                 print(f"  {users:,} users: {rate:,.0f} events/s, peak RSS {peak:,.0f} MiB", file=sys.stderr)
             rows.append((users, base, flow, rss))
-    load = os.getloadavg()
     print(f"\nFeatures flow, Kafka to Kafka, 1 worker, {args.events:,} events per world, "
-          f"{args.repeats} runs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+          f"{args.repeats} runs, {load_average()}\n")
     print("| users | baseline consume+parse+count, events/s | spread | features flow, events/s | spread "
           "| flow / baseline | peak RSS of the flow |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

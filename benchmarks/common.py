@@ -1,0 +1,187 @@
+"""Helpers shared by the benchmarks: figures and spreads, generated input, flow runs, a model.
+
+Every benchmark starts its own embedded broker and throwaway topics, runs the project's
+own commands as subprocesses (the producer, ``python -m dataflows.features``) and prints
+markdown tables with the machine's load average: the 2 cores are shared, so each figure
+is a median over several runs with its min-max spread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.admin import ensure_topics
+from broker.config import Topics
+
+REPO = Path(__file__).resolve().parents[1]
+SUMMARY_LINE = re.compile(r"features: done: ([\d,]+) records in ([\d.]+) s.*?([\d,]+) vectors, ([\d,]+) scores")
+MAXRSS_LINE = re.compile(r"maxrss_kb=(\d+)")
+
+Log = Callable[[str], None]
+
+
+def log_stderr(line: str) -> None:
+    """Progress goes to stderr; the tables go to stdout."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def load_average() -> str:
+    """``load average 0.52 0.61 0.70 (1/5/15 min), 2 cores`` for a table's caption."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), {os.cpu_count()} cores"
+
+
+def spread(values: Sequence[float], digits: int = 0) -> str:
+    """``median | min - max`` (two table cells).
+
+    >>> spread([3.0, 1.0, 2.0])
+    '2 | 1 - 3'
+    """
+    return f"{statistics.median(values):,.{digits}f} | {min(values):,.{digits}f} - {max(values):,.{digits}f}"
+
+
+def producer_cmd(*args: str) -> list[str]:
+    """``python -m producers.synthetic ARGS`` with progress lines once a minute."""
+    return [sys.executable, "-m", "producers.synthetic", "--progress-interval", "60", *args]
+
+
+def produce_input(bootstrap: str, topic: str, events: int, users: int, seed: int) -> None:
+    """Backfill ``events`` generated interactions into ``topic`` (truth to ``topic-truth``).
+
+    1,000 events/s of event time, faults off: the input of the Kafka-to-Kafka benchmarks.
+    """
+    cmd = producer_cmd("--backfill", "--rate", "1000", "--count", str(events), "--users", str(users),
+                       "--seed", str(seed), "--topic", topic, "--truth-topic", topic + "-truth")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True)
+
+
+def throwaway_topics(bootstrap: str, interactions: str, partitions: int) -> Topics:
+    """Fresh output topics (user/item features, scores, dead letters) around an input topic."""
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(interactions=interactions, truth=interactions + "-truth", user_features=f"uf-{tag}",
+                    item_features=f"if-{tag}", scores=f"sc-{tag}", dead_letters=f"dl-{tag}")
+    ensure_topics(bootstrap, [topics.user_features, topics.item_features, topics.scores, topics.dead_letters],
+                  partitions=partitions)
+    return topics
+
+
+def flow_env(bootstrap: str, topics: Topics, model: str | None) -> dict[str, str]:
+    """Environment of a flow process: broker, ``TOPIC_*`` names and ``MODEL_PATH`` (None: no model)."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MODEL_PATH": model or "none"}
+    for name, value in vars(topics).items():
+        env[f"TOPIC_{name.upper()}"] = value
+    return env
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """What one backfill run of the features flow reported."""
+
+    records: int  # input records read
+    seconds: float  # from the first record read to the end of the run
+    vectors: int  # point-in-time vectors completed
+    scores: int  # views scored (0 without a model)
+    peak_rss_mib: float  # maximum resident set of the flow process
+    stderr: str = field(default="", repr=False)  # the flow's log (progress lines, summary)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.records / self.seconds
+
+
+def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: str | None = None,
+             launcher: Sequence[str] = ("-m", "dataflows.features")) -> FlowRun:
+    """One backfill run of the flow over the whole input topic, writing records to Kafka.
+
+    ``python -m dataflows.features --backfill --examples-out none`` under ``/usr/bin/time``;
+    the rate is the flow's own ``features: done: ...`` line (process start-up and imports
+    are not counted), the peak RSS is the flow process's. ``launcher`` replaces
+    ``-m dataflows.features`` by another entry point that runs the same flow (a probe).
+    """
+    cmd = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, *launcher, "--backfill",
+           "--examples-out", "none", "--progress-interval", "60", *extra]
+    done = subprocess.run(cmd, env=flow_env(bootstrap, topics, model), cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        msg = f"the flow failed:\n{done.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    match = SUMMARY_LINE.search(done.stderr)
+    rss = MAXRSS_LINE.search(done.stderr)
+    if match is None or rss is None:
+        msg = f"no summary line in the flow's output:\n{done.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    records, seconds, vectors, scores = (match.group(i) for i in range(1, 5))
+    return FlowRun(records=int(records.replace(",", "")), seconds=float(seconds), vectors=int(vectors.replace(",", "")),
+                   scores=int(scores.replace(",", "")), peak_rss_mib=int(rss.group(1)) / 1024, stderr=done.stderr)
+
+
+def generate_jsonl(path: Path, *args: str) -> None:
+    """Generated interactions to a JSONL file (truth beside it): ``producers.synthetic --sink jsonl ARGS``."""
+    cmd = producer_cmd("--sink", "jsonl", "--out", str(path), "--truth-out", str(path.with_suffix(".truth.jsonl")),
+                       *args)
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model artifact trained by :func:`train_model`, with how it was made."""
+
+    path: Path
+    version: str
+    val_auc: float
+    examples: int
+    seconds: float  # history generation + features backfill + training
+
+
+def train_model(out: Path, history_s: int = 2400, rate: float = 100.0, seed: int = 3,
+                log: Log = log_stderr) -> TrainedModel:
+    """Train a DLRM on real generated history, as the scoring test does.
+
+    The producer writes ``history_s`` seconds of event time at ``rate`` events/s to JSONL,
+    the features flow backfills it into point-in-time examples, and ``models.train``
+    trains 2 epochs (patience 1). The default (40 minutes of history, ~235k events,
+    ~118k examples) takes about 20 s here and validates at AUC ~0.81.
+    """
+    from models.train import TrainConfig, train
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
+        history, examples = Path(tmp) / "history.jsonl", Path(tmp) / "examples.jsonl"
+        log(f"model: generating {history_s:,} s of history at {rate:g} events/s")
+        generate_jsonl(history, "--backfill", "--rate", str(rate), "--duration", str(history_s),
+                       "--start", "2026-01-01T00:00:00Z", "--seed", str(seed))
+        log("model: features backfill -> examples")
+        cmd = [sys.executable, "-m", "dataflows.features", "--backfill", "--input", str(history), "--output", "none",
+               "--examples-out", str(examples), "--model", "none", "--progress-interval", "60"]
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+        log("model: training")
+        artifact = train(TrainConfig(examples=str(examples), out=str(out), epochs=2, patience=1, seed=seed),
+                         log=lambda *a, **k: None)
+    seconds = time.perf_counter() - started
+    model = TrainedModel(path=out, version=artifact.version, val_auc=float(artifact.metrics["val_auc"]),
+                         examples=int(artifact.metrics["n_train"] + artifact.metrics["n_val"]), seconds=seconds)
+    log(f"model: {out} version {model.version}, val AUC {model.val_auc:.3f} on {model.examples:,} examples, "
+        f"{seconds:.0f} s in all")
+    return model
+
+
+def describe_model(path: str | Path) -> str:
+    """``path (version V, DLRM D=16 bottom 64-16 top 64-1)`` for a table's caption."""
+    from features.config import FeaturesConfig
+    from models.artifact import load_artifact
+
+    artifact = load_artifact(path, FeaturesConfig().spec)
+    c = artifact.config
+    return (f"{path} (version {artifact.version}, DLRM D={c.embedding_dim} bottom "
+            f"{'-'.join(map(str, c.bottom_mlp))} top {'-'.join(map(str, c.top_mlp))})")
