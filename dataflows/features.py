@@ -19,14 +19,15 @@ first signal (its examples file is only written when the input is complete).
 
 The steps (what the stream carries after each):
 
-    read_interactions        RawBatch per poll of a partition (or heartbeat / end marker)
-    key_by_partition         (partition, RawBatch)
-    validate_count_users     (partition, ToItems | Records | FollowUps)
-    key_by_item_shard        (shard, ToItems)
-    count_items_assemble     (shard, Vectors | Records)
-    score_and_format         Records (scores, event features) | ExampleRows
-    write_kafka              -> user-features, item-features, dead-letters, scores [, event features]
-    write_examples           -> examples JSONL (backfill only)
+    read_validate_count_users  ToItems | Records | FollowUps: each source partition reads its
+                               input partition and runs the partition stage on it (decode,
+                               validate, dedup, watermark, user counts and windows) where it
+                               is read, so nothing crosses workers before the item stage
+    key_by_item_shard          (shard, ToItems)
+    count_items_assemble       (shard, Vectors | Records)
+    score_and_format           Records (scores, event features) | ExampleRows
+    write_kafka                -> user-features, item-features, dead-letters, scores [, event features]
+    write_examples             -> examples JSONL (backfill only)
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -53,11 +53,13 @@ from broker.config import Topics
 from broker.embedded import resolve_bootstrap
 from dataflows.files import ExamplesSink, JsonlSource
 from dataflows.kafka_io import InteractionsSource, KafkaRecordsSink, destination_topics
+from dataflows.routing import shard_keys
+from dataflows.staged_source import StagedSource
 from dataflows.observability import FlowMonitor
 from features.config import FeaturesConfig
 from features.item_stage import ItemShardState, Vectors
 from features.outputs import VectorOutputs
-from features.partition_stage import FollowUps, PartitionState, Records, ToItems
+from features.partition_stage import Records, ToItems
 
 DEFAULT_MODEL_PATH = "artifacts/dlrm.pt"
 
@@ -121,39 +123,24 @@ def _install_stop_handlers(live: bool) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _restore(resume: bytes | None, expected: FeaturesConfig) -> Any:
-    if resume is None:
-        return None
-    state = pickle.loads(resume)
-    if state.config != expected:
-        diffs = [f.name for f in fields(expected) if getattr(state.config, f.name) != getattr(expected, f.name)]
-        msg = (
-            f"the recovery state was written with other feature settings ({', '.join(diffs)}); "
-            "start with a fresh recovery directory (python -m bytewax.recovery DIR 1)"
-        )
-        raise RuntimeError(msg)
-    return state
+class _ItemLogic(StatefulBatchLogic):
+    """Bytewax glue for one item shard: feed chunks, flush at the end of input, snapshot."""
 
+    def __init__(self, ctx: _Context, resume: bytes | None):
+        self.ctx = ctx
+        self.state: ItemShardState | None = pickle.loads(resume) if resume is not None else None
+        if self.state is not None:
+            ctx.config.features.require_same(self.state.config)
 
-class _StageLogic(StatefulBatchLogic):
-    """Bytewax glue for one stage state (a partition or an item shard): feed, flush, snapshot.
-
-    ``make`` builds the state from the first item (which says its partition or shard);
-    ``observe`` reports the state's counters to the monitor after every batch.
-    """
-
-    def __init__(self, ctx: _Context, resume: bytes | None, make: Callable[[Any], Any],
-                 observe: Callable[[Any], None]):
-        self.ctx, self.make, self.observe = ctx, make, observe
-        self.state = _restore(resume, ctx.config.features)
-
-    def on_batch(self, values: list) -> tuple[list, bool]:
+    def on_batch(self, values: list[ToItems]) -> tuple[list, bool]:
+        cfg = self.ctx.config
         out: list = []
-        for item in values:
+        for chunk in values:
             if self.state is None:
-                self.state = self.make(item)
-            out.extend(self.state.process(item))
-        self.observe(self.state)
+                vectors_for = "all" if cfg.event_features_topic and cfg.output == "kafka" else "views"
+                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, vectors_for)
+            out.extend(self.state.process(chunk))
+        self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
@@ -162,30 +149,11 @@ class _StageLogic(StatefulBatchLogic):
         if self.state is None or not self.ctx.config.backfill:
             return [], StatefulBatchLogic.RETAIN
         out = self.state.flush()
-        self.observe(self.state)
+        self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
-
-
-def _partition_logic(ctx: _Context, resume: bytes | None) -> _StageLogic:
-    cfg = ctx.config
-    return _StageLogic(
-        ctx, resume,
-        make=lambda batch: PartitionState(cfg.features, batch.partition, want_follow_ups=cfg.examples_out is not None),
-        observe=ctx.monitor.observe_partition,
-    )
-
-
-def _item_logic(ctx: _Context, resume: bytes | None) -> _StageLogic:
-    cfg = ctx.config
-    vectors_for = "all" if cfg.event_features_topic and cfg.output == "kafka" else "views"
-    return _StageLogic(
-        ctx, resume,
-        make=lambda chunk: ItemShardState(cfg.features, chunk.shard, ctx.partitions, vectors_for),
-        observe=ctx.monitor.observe_shard,
-    )
 
 
 class ModelLoadError(RuntimeError):
@@ -230,16 +198,18 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         if bootstrap is None:
             msg = "the kafka input needs a broker address"
             raise ValueError(msg)
-        source: Any = InteractionsSource(bootstrap, topics.interactions, tail=not config.backfill,
-                                         start=config.start, batch_size=config.batch_size,
-                                         heartbeat_ms=config.heartbeat_ms, stop=STOP)
-        partitions = source.partitions
+        raw: Any = InteractionsSource(bootstrap, topics.interactions, tail=not config.backfill,
+                                      start=config.start, batch_size=config.batch_size,
+                                      heartbeat_ms=config.heartbeat_ms, stop=STOP)
+        partitions = raw.partitions
     else:
-        source = JsonlSource(config.input, config.virtual_partitions, config.batch_size)
+        raw = JsonlSource(config.input, config.virtual_partitions, config.batch_size)
         partitions = config.virtual_partitions
     if recovery is None:
         recovery = _recovery_requested(sys.argv)
     ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery)
+    source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
+                          snapshot_states=recovery, observe=ctx.monitor.observe_partition)
     scorer = load_scorer(config)
     formatter = VectorOutputs(
         n_groups=len(config.features.horizons),
@@ -256,17 +226,13 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         return out
 
     flow = Dataflow("features")
-    raw = op.input("read_interactions", flow, source)
-    # RawBatch
-    by_partition = op.key_on("key_by_partition", raw, lambda b: str(b.partition))
-    # (partition, RawBatch)
-    stage1 = op.stateful_batch("validate_count_users", by_partition, lambda resume: _partition_logic(ctx, resume))
-    # (partition, ToItems | Records | FollowUps)
-    split1 = op.branch("split_item_chunks", op.map("drop_partition", stage1, lambda kv: kv[1]),
-                       lambda o: isinstance(o, ToItems))
-    by_shard = op.key_on("key_by_item_shard", split1.trues, lambda c: str(c.shard))
+    stage1 = op.input("read_validate_count_users", flow, source)
+    # ToItems | Records | FollowUps
+    split1 = op.branch("split_item_chunks", stage1, lambda o: isinstance(o, ToItems))
+    keys = shard_keys(config.features.item_shards)  # spread evenly over the workers
+    by_shard = op.key_on("key_by_item_shard", split1.trues, lambda c: keys[c.shard])
     # (shard, ToItems)
-    stage2 = op.stateful_batch("count_items_assemble", by_shard, lambda resume: _item_logic(ctx, resume))
+    stage2 = op.stateful_batch("count_items_assemble", by_shard, lambda resume: _ItemLogic(ctx, resume))
     # (shard, Vectors | Records)
     split2 = op.branch("split_vectors", op.map("drop_shard", stage2, lambda kv: kv[1]),
                        lambda o: isinstance(o, Vectors))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from features.spec import DEFAULT_HORIZONS, FeatureSpec, Horizon, Priors
 
@@ -64,6 +64,23 @@ class FeaturesConfig:
         if 3_600_000 % self.window_ms:
             msg = f"FeaturesConfig.window_ms ({self.window_ms}) must divide one hour (tiles fold into hours)"
             raise ValueError(msg)
+
+    def require_same(self, found: FeaturesConfig, what: str = "the recovery state") -> None:
+        """Raise naming the differing settings when ``found`` (e.g. restored state) differs.
+
+        >>> FeaturesConfig().require_same(FeaturesConfig(window_ms=30_000))
+        Traceback (most recent call last):
+        ...
+        RuntimeError: the recovery state was written with other feature settings (window_ms); start with a fresh recovery directory (python -m bytewax.recovery DIR 1)
+        """
+        if found == self:
+            return
+        diffs = [f.name for f in fields(self) if getattr(found, f.name) != getattr(self, f.name)]
+        msg = (
+            f"{what} was written with other feature settings ({', '.join(diffs)}); "
+            "start with a fresh recovery directory (python -m bytewax.recovery DIR 1)"
+        )
+        raise RuntimeError(msg)
 
     @property
     def spec(self) -> FeatureSpec:

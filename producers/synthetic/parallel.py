@@ -2,9 +2,15 @@
 
 On 2 cores a single process cannot reach 300k events/s to Kafka: serialising an event and
 producing it plus its truth record each cost about as much as the other (~2 µs). The
-worker is forked with the parent's prepared world and simulator, runs
+worker gets the parent's prepared world and simulator (pickled, ~3 MB), runs
 :func:`~producers.synthetic.batches.iter_batches` and ships each batch through a bounded
 queue; the output is the same, byte for byte, as building the batches in-process.
+
+The worker is *spawned*, not forked: the parent already runs librdkafka's threads, and a
+forked child of a threaded process crashed here (SIGSEGV mid-run, in 2 of 6 benchmark
+runs with the Kafka sink at full speed). As with every start method but fork, a script
+that calls :func:`~producers.synthetic.runner.run` with the worker on must guard its
+entry point with ``if __name__ == "__main__":`` (the CLI does).
 
 The worker ignores Ctrl-C; the parent stops it when it is done or interrupted.
 """
@@ -33,7 +39,7 @@ class WorkerFailed:
 
 def _work(cfg: ProducerConfig, setup: Setup, block_events: int, out: mp.Queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the default, whatever the parent installed
     try:
         for batch in iter_batches(cfg, setup, block_events):
             out.put(batch)
@@ -45,15 +51,12 @@ def _work(cfg: ProducerConfig, setup: Setup, block_events: int, out: mp.Queue) -
 def worker_batches(
     cfg: ProducerConfig, setup: Setup, block_events: int, stop: Callable[[], bool] = lambda: False
 ) -> Iterator[Batch]:
-    """Yield the batches a worker process builds from ``setup`` (inherited by fork, not rebuilt).
+    """Yield the batches a worker process builds from ``setup`` (sent to it, not rebuilt).
 
     The parent must not consume ``setup.simulator`` itself: the worker continues from the
-    state it had at the fork. ``stop()`` is polled while waiting for the next batch.
+    state it had when the worker started. ``stop()`` is polled while waiting for the next batch.
     """
-    # fork, not spawn: spawn re-runs the caller's main script, which breaks any script that
-    # calls run() without an `if __name__ == "__main__"` guard. The parent may run librdkafka
-    # threads; only the forking thread exists in the child, and the child never touches Kafka.
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # not fork: see the module docstring
     out: mp.Queue = ctx.Queue(maxsize=QUEUE_DEPTH)
     process = ctx.Process(target=_work, args=(cfg, setup, block_events, out), name="synthetic-generator", daemon=True)
     process.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -165,6 +166,14 @@ def test_two_workers_give_the_same_outputs_as_one(mode, kafka_bootstrap, kafka_e
                                 "-a", addresses, log=tmp_path / f"p{i}.log") for i in range(2)]
         for p in procs:
             assert p.wait(180) == 0, (tmp_path / f"p{procs.index(p)}.log").read_text()[-3000:]
+        # Scale-out as designed: each process reads and validates its own input partitions
+        # (nothing crosses before the item stage) and owns half of the item shards.
+        done = [re.search(r"done: ([\d,]+) records .*?([\d,]+) vectors", (tmp_path / f"p{i}.log").read_text())
+                for i in range(2)]
+        records = [int(m.group(1).replace(",", "")) for m in done]
+        vectors = [int(m.group(2).replace(",", "")) for m in done]
+        assert sum(records) == sum(map(len, parts)) and min(records) > 0, records
+        assert min(vectors) > 0.3 * sum(vectors), vectors
     assert outputs_by_key(kafka_bootstrap, two) == expected
     key = lambda r: r["event_id"]  # noqa: E731
     assert sorted(read_examples(tmp_path / "two.jsonl"), key=key) == sorted(read_examples(tmp_path / "one.jsonl"), key=key)

@@ -1,0 +1,87 @@
+"""The partition stage runs inside the source partition that reads the input partition.
+
+Bytewax routes a keyed stateful step by a hash of its key, not by which worker read the
+data: keyed by input partition, the four partition stages of a 2-process run all landed
+on one worker, and every raw batch crossed processes to get there (measured). Running the
+stage where the partition is read needs no routing at all. Bytewax balances source
+partitions over the workers, so each worker validates, dedups and counts users for its
+own partitions, and only item chunks cross workers.
+
+The source partition's snapshot holds both the input offset and the stage state, taken at
+the same epoch boundary, so a restart resumes them together.
+
+    raw source partition (Kafka or JSONL)  --RawBatch-->  PartitionState.process
+        --> ToItems | Records | FollowUps  (what the flow's first step emits)
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from features.config import FeaturesConfig
+from features.partition_stage import FollowUps, PartitionState, RawBatch, Records, ToItems
+
+StageOutput = ToItems | Records | FollowUps
+#: (the raw partition's own resume state, pickled partition states or None without recovery)
+Snapshot = tuple[Any, bytes | None]
+
+
+class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
+    def __init__(self, raw: StatefulSourcePartition[RawBatch, Any], config: FeaturesConfig, want_follow_ups: bool,
+                 states: dict[int, PartitionState] | None, snapshot_states: bool,
+                 observe: Callable[[PartitionState], None]):
+        self.raw, self.config, self.want_follow_ups = raw, config, want_follow_ups
+        self.states: dict[int, PartitionState] = states or {}
+        self.snapshot_states, self.observe = snapshot_states, observe
+
+    def next_batch(self) -> list[StageOutput]:
+        out: list[StageOutput] = []
+        for batch in self.raw.next_batch():  # StopIteration ends this partition
+            state = self.states.get(batch.partition)
+            if state is None:
+                state = self.states[batch.partition] = PartitionState(self.config, batch.partition,
+                                                                      self.want_follow_ups)
+            out.extend(state.process(batch))
+            self.observe(state)
+        return out
+
+    def next_awake(self) -> Any:
+        return self.raw.next_awake()
+
+    def snapshot(self) -> Snapshot:
+        states = pickle.dumps(self.states, protocol=5) if self.snapshot_states else None
+        return self.raw.snapshot(), states
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
+    """Wraps a source of :class:`RawBatch` so each of its partitions runs the partition stage.
+
+    ``snapshot_states``: pickle the stage states into every snapshot (only needed, and only
+    paid for, when the flow runs with recovery). A finished input partition (end of a
+    backfill) arrives as a batch with ``eof`` set, which closes its windows; a live flow
+    that is asked to stop ends its partitions without one, so open windows stay open.
+    """
+
+    def __init__(self, raw: FixedPartitionedSource[RawBatch, Any], config: FeaturesConfig,
+                 want_follow_ups: bool = False, snapshot_states: bool = False,
+                 observe: Callable[[PartitionState], None] = lambda state: None):
+        self.raw, self.config, self.want_follow_ups = raw, config, want_follow_ups
+        self.snapshot_states, self.observe = snapshot_states, observe
+
+    def list_parts(self) -> list[str]:
+        return self.raw.list_parts()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Snapshot | None) -> _StagedPartition:
+        raw_resume, states = resume_state if resume_state is not None else (None, None)
+        raw = self.raw.build_part(step_id, for_part, raw_resume)
+        restored: dict[int, PartitionState] | None = pickle.loads(states) if states is not None else None
+        for state in (restored or {}).values():
+            self.config.require_same(state.config)
+        return _StagedPartition(raw, self.config, self.want_follow_ups, restored, self.snapshot_states, self.observe)
