@@ -76,20 +76,26 @@ def window_stats(counts: tuple[int, int, int, int], priors: Priors) -> dict[str,
     }
 
 
+@lru_cache(maxsize=8192)
+def _packed_stats(counts: int, priors: Priors) -> tuple[tuple[str, Any], ...]:
+    """:func:`window_stats` of packed window counts, cached: most windows hold a few events,
+    so a few thousand count combinations cover nearly all of them."""
+    return tuple(window_stats(unpack_window(counts), priors).items())
+
+
 def window_record(
     entity: Literal["user", "item"], entity_id: str, start_ms: int, length_ms: int, counts: tuple[int, ...] | int,
     priors: Priors,
 ) -> tuple[bytes, bytes]:
-    """Key and value of one closed tumbling window of a user or an item."""
-    if isinstance(counts, int):
-        counts = unpack_window(counts)
+    """Key and value of one closed tumbling window of a user or an item (``counts`` packed or not)."""
+    stats = _packed_stats(counts, priors) if isinstance(counts, int) else window_stats(counts, priors).items()  # type: ignore[arg-type]
     value = {
         f"{entity}_id": entity_id,
         "window_start": start_ms,
         "window_end": start_ms + length_ms,
         "window_start_utc": iso_utc(start_ms),
-        **window_stats(counts, priors),  # type: ignore[arg-type]
     }
+    value.update(stats)
     return f"{entity_id}@{start_ms}".encode(), orjson.dumps(value)
 
 
