@@ -75,9 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--block-events", type=int, default=d.block_events, metavar="N",
                      help="events generated per numpy block; part of the stream's identity (default: %(default)s)")
     run.add_argument("--parallel", default=d.parallel, metavar="{auto,on,off}",
-                     help="build events in a second process (uses both cores); auto: backfills of 300k+ events "
-                     "and live rates of 20k/s or more "
-                     "(default: %(default)s)")
+                     help="build events in a second process (uses both cores); auto: file backfills of 300k+ "
+                     "events and live rates of 20k/s or more (default: %(default)s)")
     run.add_argument("--check", action="store_true",
                      help="round-trip a few events through the broker and print OK or FAIL (exit 0 or 1)")
     out = p.add_argument_group("sink")

@@ -155,7 +155,7 @@ class ProducerConfig:
     progress_interval_s: float = 5.0  # seconds between progress lines on stderr (0: none)
     report: Path | None = None  # where to write the JSON report
     block_events: int = 65_536  # events generated per numpy block (throughput vs. memory)
-    parallel: Parallel = "auto"  # build batches in a worker process; auto: backfills >= 300k events, live >= 20k/s
+    parallel: Parallel = "auto"  # build batches in a worker process; auto: file backfills >= 300k events, live >= 20k/s
     model: ModelParams = field(default_factory=ModelParams)
 
     def __post_init__(self) -> None:
