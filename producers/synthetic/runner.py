@@ -71,7 +71,8 @@ def use_worker(cfg: ProducerConfig) -> bool:
     librdkafka's threads need the second core (measured with 2M events: 221k events/s in
     one process, 212k with the worker). To JSONL the worker pays off (290k -> 340k).
 
-    >>> use_worker(ProducerConfig(mode="backfill", rate=20, days=1, sink="jsonl")), use_worker(ProducerConfig(count=10**7))
+    >>> from pathlib import Path
+    >>> use_worker(ProducerConfig(mode="backfill", rate=20, days=1, sink="jsonl", out=Path("x"))), use_worker(ProducerConfig(count=10**7))
     (True, False)
     >>> use_worker(ProducerConfig(mode="backfill", rate=20, days=1)), use_worker(ProducerConfig(rate=50_000))
     (False, True)
