@@ -202,6 +202,7 @@ class TimeSplit:
     end_ms: int  # last event time of the training run's examples (inclusive)
     val_fraction: float  # share of [start_ms, end_ms] given to validation
     test_fraction: float  # share of [start_ms, end_ms] given to test
+    label_wait_ms: int = 0  # views this close to the newest example belong to no part (labels not yet complete)
 
     def __post_init__(self) -> None:
         bounds = (self.start_ms, self.val_start_ms, self.test_start_ms, self.end_ms)
@@ -210,13 +211,24 @@ class TimeSplit:
             raise ValueError(msg)
 
     @classmethod
-    def from_fractions(cls, ts: np.ndarray, val_fraction: float, test_fraction: float) -> TimeSplit:
-        """Cut ``[min(ts), max(ts)]``: the last ``test_fraction`` of the span tests, the
-        ``val_fraction`` before it validates, the rest trains.
+    def from_fractions(cls, ts: np.ndarray, val_fraction: float, test_fraction: float,
+                       label_wait_ms: int = 0) -> TimeSplit:
+        """Cut ``[min(ts), max(ts) - label_wait_ms]``: the last ``test_fraction`` of the span
+        tests, the ``val_fraction`` before it validates, the rest trains.
 
         Fractions are of the time span, not of the example count: traffic varies over the
-        day, so the parts' counts follow the traffic.
+        day, so the parts' counts follow the traffic. ``label_wait_ms``: a view's clicks
+        come after it, so the views just before the end of the history have labels that
+        are still incomplete (a click that would have come is missing); they belong to no
+        part, instead of biasing every part's newest views (the test part's most of all)
+        towards "no click".
+
+        >>> TimeSplit.from_fractions(np.array([0, 1000, 1200]), 0.2, 0.1, label_wait_ms=200).end_ms
+        1000
         """
+        if label_wait_ms < 0:
+            msg = f"label_wait_ms must be >= 0, got {label_wait_ms}"
+            raise ValueError(msg)
         if not 0.0 < val_fraction < 1.0:
             msg = f"val_fraction must be in (0, 1), got {val_fraction}"
             raise ValueError(msg)
@@ -226,7 +238,12 @@ class TimeSplit:
         if val_fraction + test_fraction >= 1.0:
             msg = f"val_fraction + test_fraction must be < 1 to leave a training part, got {val_fraction} + {test_fraction}"
             raise ValueError(msg)
-        t0, t1 = int(ts.min()), int(ts.max())
+        t0 = int(ts.min())
+        t1 = int(ts.max()) - int(label_wait_ms)
+        if t1 <= t0:
+            msg = (f"the examples span {int(ts.max()) - t0} ms, not more than the label wait of {label_wait_ms} ms: "
+                   "generate a longer history or lower the label wait")
+            raise ExamplesError(msg)
         span = t1 - t0
         return cls(
             start_ms=t0,
@@ -235,6 +252,7 @@ class TimeSplit:
             end_ms=t1,
             val_fraction=float(val_fraction),
             test_fraction=float(test_fraction),
+            label_wait_ms=int(label_wait_ms),
         )
 
     def bounds(self, part: str) -> tuple[int, int]:
@@ -274,7 +292,8 @@ class TimeSplit:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TimeSplit:
         """The split stored by :meth:`to_dict`; KeyError / TypeError / ValueError if malformed."""
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        added_later = {"label_wait_ms"}  # older artifacts lack it: the default applies
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d or f.name not in added_later})
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ class TrainConfig:
     weight_decay: float = option(1e-5, "L2 penalty applied by the optimiser (Adam: added to the gradient)")
     val_fraction: float = option(0.1, "fraction of the examples' time range, just before the test part, that validates (early stopping)")
     test_fraction: float = option(0.1, "last fraction of the examples' time range, held out for models.evaluate (never read in training)")
+    label_wait_s: float = option(120.0, "views this close to the newest example are in no part: their clicks may "
+                                 "lie after the end of the history (generator: 1 s + Exp(10 s) after the view)")
     patience: int = option(3, "validation passes without improvement before stopping")
     monitor: Literal["auc", "loss"] = option("auc", "validation metric for early stopping and the kept weights")
     evals_per_epoch: int = option(2, "validation passes per epoch")
@@ -100,6 +102,7 @@ class TrainConfig:
         require_field(0.0 < self.test_fraction < 1.0, c, "test_fraction", "in (0, 1)", self.test_fraction)
         room = f"< 1 - val_fraction = {1.0 - self.val_fraction:g} (a training part must remain)"
         require_field(self.val_fraction + self.test_fraction < 1.0, c, "test_fraction", room, self.test_fraction)
+        require_field(self.label_wait_s >= 0, c, "label_wait_s", ">= 0", self.label_wait_s)
         require_field(self.patience >= 1, c, "patience", ">= 1", self.patience)
         require_field(self.monitor in ("auc", "loss"), c, "monitor", "'auc' or 'loss'", self.monitor)
         require_field(self.evals_per_epoch >= 1, c, "evals_per_epoch", ">= 1", self.evals_per_epoch)
@@ -325,14 +328,16 @@ def train(cfg: TrainConfig, examples: Examples | None = None, spec: FeatureSpec 
     t0 = time.monotonic()
     if examples is None:
         examples = load_examples(cfg.examples, cfg.max_examples, spec)
-    data = prepare(examples, spec, TimeSplit.from_fractions(examples.ts, cfg.val_fraction, cfg.test_fraction))
+    split = TimeSplit.from_fractions(examples.ts, cfg.val_fraction, cfg.test_fraction, round(cfg.label_wait_s * 1000))
+    data = prepare(examples, spec, split)
     require_both_labels("training", data.train.y.numpy())
     require_both_labels("validation", data.val.y.numpy())
     n_test = int(data.test_mask.sum())
     log(
         f"loaded {len(examples):,} examples in {time.monotonic() - t0:.1f}s: {len(data.train):,} train / "
         f"{len(data.val):,} validation from ts {data.split.val_start_ms} / {n_test:,} test from ts "
-        f"{data.split.test_start_ms} (held out for models.evaluate), "
+        f"{data.split.test_start_ms} (held out for models.evaluate), {len(examples) - int(data.train_mask.sum() + data.val_mask.sum()) - n_test:,} "
+        f"in the last {cfg.label_wait_s:g} s left out (labels incomplete), "
         f"click rate {float(data.train.y.mean()):.3f} / {float(data.val.y.mean()):.3f}"
     )
     torch.manual_seed(cfg.seed)

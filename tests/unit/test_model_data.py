@@ -111,6 +111,19 @@ def test_every_example_is_in_exactly_one_part_and_later_parts_are_later():
     assert ts[test].max() == split.end_ms and ts[train].min() == split.start_ms
 
 
+def test_views_within_the_label_wait_of_the_end_belong_to_no_part():
+    ts = np.array([0, 10, 20, 600, 700, 749, 750, 990, 1000, 1100, 1200], dtype=np.int64)
+    split = TimeSplit.from_fractions(ts, val_fraction=0.15, test_fraction=0.25, label_wait_ms=200)
+    assert (split.start_ms, split.val_start_ms, split.test_start_ms, split.end_ms) == (0, 600, 750, 1000)
+    train, val, test = split.masks(ts)
+    assert ts[~(train | val | test)].tolist() == [1100, 1200]  # their clicks could still be missing
+    assert TimeSplit.from_dict(split.to_dict()) == split
+    older = {k: v for k, v in split.to_dict().items() if k != "label_wait_ms"}  # artifacts before the wait
+    assert TimeSplit.from_dict(older).label_wait_ms == 0
+    with pytest.raises(ExamplesError, match="not more than the label wait of 2000 ms"):
+        TimeSplit.from_fractions(ts, 0.15, 0.25, label_wait_ms=2000)
+
+
 def test_rows_outside_the_recorded_range_belong_to_no_part():
     split = TimeSplit(start_ms=100, val_start_ms=200, test_start_ms=300, end_ms=400, val_fraction=0.3, test_fraction=0.3)
     masks = split.masks(np.array([50, 150, 250, 350, 450]))
