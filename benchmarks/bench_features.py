@@ -1,4 +1,4 @@
-"""Benchmark of the features flow, Kafka to Kafka, one worker, against a same-run baseline.
+"""Benchmark of the features flow, Kafka to Kafka, against a same-run baseline.
 
 ``python -m benchmarks.bench_features`` starts its own embedded broker, generates input
 with the synthetic producer (backfill at 1,000 events/s of event time, faults off) once
@@ -9,7 +9,9 @@ per world size, and times the flow reading the topic to its end and writing its 
 
 The rate counts input records from the first one read to the end of the run (process
 start-up and imports are not counted); peak RSS is the flow process's maximum resident
-set. The baseline row is the DESIGN.md anchor measured on the same topic in the same run:
+set. Rows with 2 flow processes run two cooperating processes (``-i 0/1 -a ...``) on this
+machine: their records are summed, the time is the slower one's, the peak RSS is the sum.
+The baseline row is the DESIGN.md anchor measured on the same topic in the same run:
 a plain confluent-kafka consumer (assign, batches of 2,000) that parses every value with
 orjson and counts events per user in a dict. Each row runs several times; the table shows
 the median and the min-max spread. The machine's load average is printed with it.
@@ -29,6 +31,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from benchmarks.common import load_average, produce_input, run_flow, spread, throwaway_topics
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
+
+TARGET = 150_000.0  # events/s, one worker (issue target)
 
 
 def baseline(bootstrap: str, topic: str, partitions: int) -> float:
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="world sizes in users (default: 10000 1000000)")
     p.add_argument("--repeats", type=int, default=3, help="runs per row (default: 3)")
     p.add_argument("--partitions", type=int, default=4, help="input topic partitions (default: 4)")
+    p.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                   help="flow processes per row: 1 is one worker, 2 is two cooperating processes (default: 1 2)")
     p.add_argument("--flow-args", default="", help="extra arguments for the flow, e.g. '--batch-size 5000'")
     args = p.parse_args(argv)
     rows = []
@@ -72,23 +78,25 @@ def main(argv: list[str] | None = None) -> int:
             ensure_topics(bootstrap, [interactions, interactions + "-truth"], partitions=args.partitions)
             produce_input(bootstrap, interactions, args.events, users, seed=7)
             base = [baseline(bootstrap, interactions, args.partitions) for _ in range(args.repeats)]
-            flow, rss = [], []
-            for _ in range(args.repeats):
-                run = run_flow(bootstrap, throwaway_topics(bootstrap, interactions, args.partitions),
-                               args.flow_args.split())
-                rate, peak = run.events_per_s, run.peak_rss_mib
-                flow.append(rate)
-                rss.append(peak)
-                print(f"  {users:,} users: {rate:,.0f} events/s, peak RSS {peak:,.0f} MiB", file=sys.stderr)
-            rows.append((users, base, flow, rss))
-    print(f"\nFeatures flow, Kafka to Kafka, 1 worker, {args.events:,} events per world, "
-          f"{args.repeats} runs, {load_average()}\n")
-    print("| users | baseline consume+parse+count, events/s | spread | features flow, events/s | spread "
-          "| flow / baseline | peak RSS of the flow |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for users, base, flow, rss in rows:
+            for processes in args.processes:
+                flow, rss = [], []
+                for _ in range(args.repeats):
+                    run = run_flow(bootstrap, throwaway_topics(bootstrap, interactions, args.partitions),
+                                   args.flow_args.split(), processes=processes)
+                    flow.append(run.events_per_s)
+                    rss.append(run.peak_rss_mib)
+                    print(f"  {users:,} users, {processes} process(es): {run.events_per_s:,.0f} events/s, "
+                          f"peak RSS {run.peak_rss_mib:,.0f} MiB", file=sys.stderr)
+                rows.append((users, processes, base, flow, rss))
+    print(f"\nFeatures flow, Kafka to Kafka, {args.events:,} events per world, {args.repeats} runs, "
+          f"{load_average()}. Target: >= {TARGET:,.0f} events/s with one worker.\n")
+    print("| users | flow processes | baseline consume+parse+count, events/s | spread | features flow, events/s "
+          "| spread | flow / baseline | peak RSS of the flow (all processes) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for users, processes, base, flow, rss in rows:
         ratio = statistics.median(flow) / statistics.median(base)
-        print(f"| {users:,} | {spread(base)} | {spread(flow)} | {ratio:.2f} | {statistics.median(rss):,.0f} MiB |")
+        print(f"| {users:,} | {processes} | {spread(base)} | {spread(flow)} | {ratio:.2f} "
+              f"| {statistics.median(rss):,.0f} MiB |")
     return 0
 
 

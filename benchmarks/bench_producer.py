@@ -55,11 +55,11 @@ def live(cfg: ProducerConfig, sink: Sink) -> tuple[float, int]:
     return report["rate_achieved"], report["events"]
 
 
-def kafka_sink(bootstrap: str, partitions: int) -> Callable[[], Sink]:
+def kafka_sink(bootstrap: str, partitions: int, truth_path: Path | None = None) -> Callable[[], Sink]:
     def make() -> Sink:
         events, truth = f"bench-{uuid.uuid4().hex[:8]}", f"bench-truth-{uuid.uuid4().hex[:8]}"
-        ensure_topics(bootstrap, [events, truth], partitions=partitions)
-        return KafkaSink(bootstrap, events, truth)
+        ensure_topics(bootstrap, [events] if truth_path else [events, truth], partitions=partitions)
+        return KafkaSink(bootstrap, events, truth, truth_path=truth_path)
 
     return make
 
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
              lambda: FileSink.to_path(out, truth_path=out.with_suffix(".truth"))),
             ("Kafka (events + truth topics), 1 process", replace(base, parallel="off"), to_kafka),
             ("Kafka (events + truth topics), generator process", replace(base, parallel="on"), to_kafka),
+            ("Kafka, truth to a file (--truth-out), 1 process", replace(base, parallel="off"),
+             kafka_sink(broker.bootstrap, args.partitions, truth_path=out.with_suffix(".truth"))),
             ("Kafka, events only (--no-truth), 1 process", replace(base, parallel="off", truth=False), to_kafka),
         ]  # fmt: skip
         for name, cfg, make_sink in backfill_rows:

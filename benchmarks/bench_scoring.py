@@ -36,7 +36,7 @@ same batches (``vector_counts``, ``featurize``, ``Scorer.score_features``, the
 widths (D 64, bottom 512-256-64, top 512-256-1) on our features: speed does not depend on
 the weights, and it shows how the ratio depends on the size of the forward pass.
 
-**B. Features plus scoring, Kafka to Kafka, one worker** (as ``bench_features``): an
+**B. Features plus scoring, Kafka to Kafka, one worker and two processes** (as ``bench_features``): an
 embedded broker, ``--events`` generated interactions (backfill, 1,000 events/s of event
 time) in a 4-partition topic, then ``python -m dataflows.features --backfill
 --examples-out none`` over the whole topic, alternately with ``MODEL_PATH=none``
@@ -44,7 +44,8 @@ time) in a 4-partition topic, then ``python -m dataflows.features --backfill
 topic). Events/s counts input records from the first one read to the end of the run;
 peak RSS is the flow process's maximum resident set; "scoring cost" is the difference of
 the two medians in microseconds per input event. Target: at least 80,000 events/s with
-the model.
+the model on one worker. ``--processes 1 2`` (the default) repeats both for two cooperating
+processes (``-i 0/1 -a ...``): records summed, the slower process's time, RSS summed.
 
 The runs with the model go through a probe, ``python -m benchmarks.bench_scoring
 --probe-flow FLOW-ARGS``: the same ``dataflows.features`` main in a process that first
@@ -72,7 +73,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -316,12 +317,12 @@ def probe_flow(flow_argv: list[str]) -> int:
 
 @dataclass
 class KafkaResult:
-    """Part B: flow runs without and with the model over the same input topic."""
+    """Part B: flow runs without and with the model over the same input topic, by process count."""
 
     events: int
     users: int
-    without: list[FlowRun]
-    with_model: list[FlowRun]
+    without: dict[int, list[FlowRun]]
+    with_model: dict[int, list[FlowRun]]
 
     @staticmethod
     def probe(run: FlowRun) -> dict[str, Any]:
@@ -334,9 +335,13 @@ class KafkaResult:
 
 
 def bench_kafka(model: Path, events: int, users: int, runs: int, partitions: int, flow_args: list[str],
-                log: Callable[[str], None] = log_stderr) -> KafkaResult:
-    """Part B: features only vs features + scoring, alternately, over one generated input topic."""
-    result = KafkaResult(events, users, [], [])
+                processes: Sequence[int] = (1,), log: Callable[[str], None] = log_stderr) -> KafkaResult:
+    """Part B: features only vs features + scoring, alternately, over one generated input topic.
+
+    One-process runs with the model go through the probe (part A'); runs of more cooperating
+    processes use the plain flow.
+    """
+    result = KafkaResult(events, users, {n: [] for n in processes}, {n: [] for n in processes})
     probe = ("-m", "benchmarks.bench_scoring", PROBE_FLAG)
     plain = ("-m", "dataflows.features")
     with EmbeddedBroker(port=0) as broker:
@@ -346,39 +351,47 @@ def bench_kafka(model: Path, events: int, users: int, runs: int, partitions: int
         ensure_topics(bootstrap, [interactions, interactions + "-truth"], partitions=partitions)
         log(f"kafka: producing {events:,} events ({users:,} users)")
         produce_input(bootstrap, interactions, events, users, seed=7)
-        for i in range(runs):
-            for name, path, launcher, into in (("features only", None, plain, result.without),
-                                               ("features + scoring", str(model), probe, result.with_model)):
-                topics = throwaway_topics(bootstrap, interactions, partitions)
-                run = run_flow(bootstrap, topics, flow_args, model=path, launcher=launcher)
-                into.append(run)
-                log(f"kafka: run {i + 1}/{runs} {name}: {run.events_per_s:,.0f} events/s, {run.scores:,} scores, "
-                    f"peak RSS {run.peak_rss_mib:,.0f} MiB")
+        for n in processes:
+            for i in range(runs):
+                for name, path, launcher, into in (
+                        ("features only", None, plain, result.without[n]),
+                        ("features + scoring", str(model), probe if n == 1 else plain, result.with_model[n])):
+                    topics = throwaway_topics(bootstrap, interactions, partitions)
+                    run = run_flow(bootstrap, topics, flow_args, model=path, launcher=launcher, processes=n)
+                    into.append(run)
+                    log(f"kafka: {n} process(es), run {i + 1}/{runs} {name}: {run.events_per_s:,.0f} events/s, "
+                        f"{run.scores:,} scores, peak RSS {run.peak_rss_mib:,.0f} MiB")
     return result
 
 
 def kafka_tables(r: KafkaResult) -> str:
     """The markdown tables of part B, and the in-flow figures its probe observed."""
-    base = statistics.median(x.events_per_s for x in r.without)
-    lines = [f"B. Features + scoring, Kafka to Kafka, 1 worker, {r.events:,} events, {r.users:,} users, "
-             f"{len(r.without)} runs each (alternating); {load_average()}", "",
-             "| flow | events/s | spread | views scored | peak RSS | us per event | scoring cost, us per event "
-             "| target >= 80,000 |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for name, runs in (("features only (MODEL_PATH=none)", r.without), ("features + scoring (model)", r.with_model)):
-        rate = statistics.median(x.events_per_s for x in runs)
-        cost = "-" if runs is r.without else f"{1e6 / rate - 1e6 / base:.2f}"
-        target = "-" if runs is r.without else ("met" if rate >= KAFKA_TARGET else
-                                                f"missed by {100 * (1 - rate / KAFKA_TARGET):.0f}%")
-        scores, rss = statistics.median(x.scores for x in runs), statistics.median(x.peak_rss_mib for x in runs)
-        lines.append(f"| {name} | {spread([x.events_per_s for x in runs])} | {scores:,.0f} | {rss:,.0f} MiB "
-                     f"| {1e6 / rate:.2f} | {cost} | {target} |")
-    lines += ["", "A'. Scoring inside the real flow (the runs with the model above, probe timers): the flow's own "
-              "runtime batches", "",
+    runs_each = len(next(iter(r.without.values())))
+    lines = [f"B. Features + scoring, Kafka to Kafka, {r.events:,} events, {r.users:,} users, "
+             f"{runs_each} runs each (alternating); {load_average()}. The target is for one worker.", "",
+             "| flow | processes | events/s | spread | views scored | peak RSS (all processes) | us per event "
+             "| scoring cost, us per event | target >= 80,000 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for n in r.without:
+        base = statistics.median(x.events_per_s for x in r.without[n])
+        for name, runs in (("features only (MODEL_PATH=none)", r.without[n]),
+                           ("features + scoring (model)", r.with_model[n])):
+            rate = statistics.median(x.events_per_s for x in runs)
+            cost = "-" if runs is r.without[n] else f"{1e6 / rate - 1e6 / base:.2f}"
+            target = "-" if runs is r.without[n] else ("met" if rate >= KAFKA_TARGET else
+                                                       f"missed by {100 * (1 - rate / KAFKA_TARGET):.0f}%")
+            scores, rss = statistics.median(x.scores for x in runs), statistics.median(x.peak_rss_mib for x in runs)
+            lines.append(f"| {name} | {n} | {spread([x.events_per_s for x in runs])} | {scores:,.0f} "
+                         f"| {rss:,.0f} MiB | {1e6 / rate:.2f} | {cost} | {target} |")
+    probed = r.with_model.get(1, [])
+    if not probed:
+        return "\n".join(lines)
+    lines += ["", "A'. Scoring inside the real flow (the one-process runs with the model above, probe timers): "
+              "the flow's own runtime batches", "",
               "| run | scoring calls | views per call (mean) | scoring step, views/s | Scorer.score, views/s "
               "| forward inside it, views/s | in flow / forward | target >= 0.5 | step share of the flow's time |",
               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
-    for i, run in enumerate(r.with_model):
+    for i, run in enumerate(probed):
         p = KafkaResult.probe(run)
         views = max(p["views"], 1)
         ratio = p["forward_s"] / p["step_s"]
@@ -414,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--users", type=int, default=10_000, help="users in the generated world (default: 10000)")
     g.add_argument("--runs", type=int, default=3, help="runs with and without the model each (default: 3)")
     g.add_argument("--partitions", type=int, default=4, help="input topic partitions (default: 4)")
+    g.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                   help="flow processes per row: 1 is one worker, 2 is two cooperating processes (default: 1 2)")
     g.add_argument("--flow-args", default="", help="extra arguments for the flow, e.g. '--batch-size 5000'")
     args = p.parse_args(argv)
     gc.set_threshold(*FLOW_GC_THRESHOLDS)
@@ -431,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows = bench_inflow(vectors, variant, args.batch_sizes, args.repeats, args.seconds)
                 tables.append(inflow_tables(title, rows, args.repeats, args.seconds))
         if "kafka" in args.parts:
-            result = bench_kafka(model, args.events, args.users, args.runs, args.partitions, args.flow_args.split())
+            result = bench_kafka(model, args.events, args.users, args.runs, args.partitions, args.flow_args.split(),
+                                 args.processes)
             tables.append(kafka_tables(result))
     print(f"\n{caption}\n")
     print("\n\n".join(tables))

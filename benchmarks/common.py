@@ -100,30 +100,53 @@ class FlowRun:
         return self.records / self.seconds
 
 
+def _flow_summary(stderr: str) -> tuple[int, float, int, int, float]:
+    """(records, seconds, vectors, scores, peak RSS MiB) from one flow process's output."""
+    match = SUMMARY_LINE.search(stderr)
+    rss = MAXRSS_LINE.search(stderr)
+    if match is None or rss is None:
+        msg = f"no summary line in the flow's output:\n{stderr[-2000:]}"
+        raise RuntimeError(msg)
+    records, seconds, vectors, scores = (match.group(i) for i in range(1, 5))
+    return (int(records.replace(",", "")), float(seconds), int(vectors.replace(",", "")),
+            int(scores.replace(",", "")), int(rss.group(1)) / 1024)
+
+
 def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: str | None = None,
-             launcher: Sequence[str] = ("-m", "dataflows.features")) -> FlowRun:
+             launcher: Sequence[str] = ("-m", "dataflows.features"), processes: int = 1) -> FlowRun:
     """One backfill run of the flow over the whole input topic, writing records to Kafka.
 
     ``python -m dataflows.features --backfill --examples-out none`` under ``/usr/bin/time``;
     the rate is the flow's own ``features: done: ...`` line (process start-up and imports
     are not counted), the peak RSS is the flow process's. ``launcher`` replaces
     ``-m dataflows.features`` by another entry point that runs the same flow (a probe).
+    ``processes`` > 1 runs that many cooperating processes (``-i K -a ADDRESSES``) on this
+    machine: records, vectors, scores and peak RSS are summed, the time is the slowest
+    process's.
     """
+    from broker.embedded import free_port
+
     cmd = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, *launcher, "--backfill",
            "--examples-out", "none", "--progress-interval", "60", *extra]
-    done = subprocess.run(cmd, env=flow_env(bootstrap, topics, model), cwd=REPO, capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0:
-        msg = f"the flow failed:\n{done.stderr[-3000:]}"
-        raise RuntimeError(msg)
-    match = SUMMARY_LINE.search(done.stderr)
-    rss = MAXRSS_LINE.search(done.stderr)
-    if match is None or rss is None:
-        msg = f"no summary line in the flow's output:\n{done.stderr[-2000:]}"
-        raise RuntimeError(msg)
-    records, seconds, vectors, scores = (match.group(i) for i in range(1, 5))
-    return FlowRun(records=int(records.replace(",", "")), seconds=float(seconds), vectors=int(vectors.replace(",", "")),
-                   scores=int(scores.replace(",", "")), peak_rss_mib=int(rss.group(1)) / 1024, stderr=done.stderr)
+    env = flow_env(bootstrap, topics, model)
+    if processes == 1:
+        commands = [cmd]
+    else:
+        addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+        commands = [[*cmd, "-i", str(i), "-a", addresses] for i in range(processes)]
+    running = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for c in commands]
+    outputs = [p.communicate() for p in running]
+    for p, (_, err) in zip(running, outputs, strict=True):
+        if p.returncode != 0:
+            for other in running:
+                other.kill()
+            msg = f"the flow failed:\n{err[-3000:]}"
+            raise RuntimeError(msg)
+    parts = [_flow_summary(err) for _, err in outputs]
+    return FlowRun(records=sum(x[0] for x in parts), seconds=max(x[1] for x in parts),
+                   vectors=sum(x[2] for x in parts), scores=sum(x[3] for x in parts),
+                   peak_rss_mib=sum(x[4] for x in parts), stderr="\n".join(err for _, err in outputs))
 
 
 def generate_jsonl(path: Path, *args: str) -> None:

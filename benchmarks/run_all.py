@@ -29,11 +29,11 @@ SETTINGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_producer": (["--events", "1000000", "--runs", "3"],
                        ["--events", "200000", "--runs", "1"]),
     "bench_features": (["--events", "500000", "--repeats", "3", "--users", "10000", "1000000"],
-                       ["--events", "200000", "--repeats", "1", "--users", "10000"]),
+                       ["--events", "200000", "--repeats", "1", "--users", "10000", "--processes", "1"]),
     "bench_model": (["--repeats", "5", "--batch-sizes", "1", "64", "256", "1024", "2048"],
                     ["--repeats", "2", "--seconds", "0.2", "--batch-sizes", "1", "64", "1024"]),
     "bench_scoring": (["--events", "500000", "--runs", "3", "--repeats", "5", "--seconds", "0.5", "--seed-widths"],
-                      ["--events", "200000", "--runs", "1", "--repeats", "2", "--seconds", "0.2"]),
+                      ["--events", "200000", "--runs", "1", "--repeats", "2", "--seconds", "0.2", "--processes", "1"]),
     "bench_latency": (["--duration", "40", "--warmup", "10", "--runs", "3", "--recovery-runs", "2"],
                       ["--duration", "20", "--warmup", "5", "--runs", "1", "--recovery-runs", "1"]),
 }

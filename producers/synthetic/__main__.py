@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"one of {', '.join(SINKS)} (default: %(default)s) [env: {BOOTSTRAP_ENV} for kafka]")
     out.add_argument("--out", type=Path, default=None, metavar="PATH", help="output file of the jsonl and csv sinks")
     out.add_argument("--truth-out", type=Path, default=None, metavar="PATH",
-                     help="truth JSONL for file sinks (default: OUT with .truth.jsonl; stdout sink: none)")
+                     help="truth JSONL (file sinks: default OUT with .truth.jsonl; stdout sink: none; "
+                     "kafka sink: write the truth here instead of the truth topic)")
     out.add_argument("--no-truth", dest="truth", action="store_false",
                      help="send no truth records (view probabilities, faults): for load tests only (default: send them)")
     out.add_argument("--topic", default=None, help="events topic (default: $TOPIC_INTERACTIONS or interactions)")

@@ -144,7 +144,7 @@ class ProducerConfig:
     duration_s: float | None = None  # live: wall seconds; backfill: event-time seconds instead of days
     sink: SinkName = "kafka"
     out: Path | None = None  # jsonl/csv output file (required for those sinks)
-    truth_out: Path | None = None  # truth JSONL for file sinks; None: derived from out
+    truth_out: Path | None = None  # truth JSONL (file sinks: None derives it from out; kafka: instead of the truth topic)
     topic: str | None = None  # None: Topics.from_env().interactions
     truth_topic: str | None = None  # None: Topics.from_env().truth
     partitions: int = 4  # partitions of created topics; virtual partitions for file sinks

@@ -51,8 +51,9 @@ def open_sink(cfg: ProducerConfig) -> Sink:
         topics = Topics.from_env()
         topic, truth_topic = cfg.topic or topics.interactions, cfg.truth_topic or topics.truth
         bootstrap = resolve_bootstrap()
-        ensure_topics(bootstrap, [topic, truth_topic], partitions=cfg.partitions)
-        return KafkaSink(bootstrap, topic, truth_topic, cfg.delivery_timeout_ms)
+        truth_file = cfg.truth_out if cfg.truth else None  # --truth-out: the truth goes to a file instead
+        ensure_topics(bootstrap, [topic] if truth_file else [topic, truth_topic], partitions=cfg.partitions)
+        return KafkaSink(bootstrap, topic, truth_topic, cfg.delivery_timeout_ms, truth_path=truth_file)
     if cfg.sink == "stdout":
         return stdout_sink(cfg.truth_out if cfg.truth else None)
     if cfg.out is None:  # ProducerConfig already refuses this; kept for type narrowing

@@ -102,13 +102,22 @@ class KafkaSink:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, truth_topic: str, delivery_timeout_ms: int = 30_000
+        self, bootstrap: str, topic: str, truth_topic: str, delivery_timeout_ms: int = 30_000,
+        truth_path: Path | None = None,
     ) -> None:
         self.topic, self.truth_topic = topic, truth_topic
         config = {**kafka_config(bootstrap, delivery_timeout_ms), "error_cb": self._on_error}
         self.last_error = ""
         self.producer = Producer({**config, "on_delivery": self._on_event})
-        self.truth_producer = Producer({**config, "on_delivery": self._on_truth, "delivery.report.only.error": True})
+        # ``truth_path``: truth records go to that JSONL file instead of the truth topic
+        # (half the messages: producing is what limits a backfill to Kafka).
+        self.truth_file: BinaryIO | None = None
+        self.truth_producer: Producer | None = None
+        if truth_path is not None:
+            truth_path.parent.mkdir(parents=True, exist_ok=True)
+            self.truth_file = open(truth_path, "wb")  # noqa: SIM115 - closed in close()
+        else:
+            self.truth_producer = Producer({**config, "on_delivery": self._on_truth, "delivery.report.only.error": True})
         self.delivery = Delivery()
         self.flush_timeout_s = delivery_timeout_ms / 1000.0 + 5.0
 
@@ -160,15 +169,22 @@ class KafkaSink:
         self._produce(self.producer, self.topic, keys, values)
 
     def send_truth(self, keys: list[bytes], values: list[bytes]) -> None:
-        self._produce(self.truth_producer, self.truth_topic, keys, values)
+        if self.truth_file is not None:
+            self.truth_file.write(jsonl_lines(values))
+        else:
+            assert self.truth_producer is not None
+            self._produce(self.truth_producer, self.truth_topic, keys, values)
 
     def poll(self) -> None:
         self.producer.poll(0)
-        self.truth_producer.poll(0)
+        if self.truth_producer is not None:
+            self.truth_producer.poll(0)
 
     def close(self) -> None:
         left = self.producer.flush(self.flush_timeout_s)
-        truth_left = self.truth_producer.flush(self.flush_timeout_s)
+        truth_left = self.truth_producer.flush(self.flush_timeout_s) if self.truth_producer is not None else 0
+        if self.truth_file is not None:
+            self.truth_file.close()
         d = self.delivery
         if left or truth_left:
             d.failed += left

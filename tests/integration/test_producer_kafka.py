@@ -11,6 +11,7 @@ import time
 
 import orjson
 
+from broker.admin import admin_client
 from broker.config import BOOTSTRAP_ENV
 from broker.console import read_topic
 from broker.embedded import EmbeddedBroker
@@ -55,6 +56,23 @@ def test_produce_n_consume_exactly_n_with_the_same_checksum(kafka_bootstrap, mak
     truth = read_topic(kafka_bootstrap, truth)
     assert len(truth) == report["counts_by_type"]["view"]
     assert all(r.key == orjson.loads(r.value)["event_id"].encode() for r in truth)
+
+
+def test_kafka_events_with_the_truth_in_a_file(kafka_bootstrap, make_topics, kafka_env, tmp_path):
+    (events,) = make_topics("events", partitions=2)
+    truth_file, report_path = tmp_path / "truth.jsonl", tmp_path / "report.json"
+    out = producer(kafka_env, "--backfill", "--rate", "5", "--count", "3000", "--topic", events,
+                   "--truth-topic", events + "-never", "--truth-out", str(truth_file), "--faults", "duplicate=0.01",
+                   "--report", str(report_path))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(report_path.read_text())
+    values = [r.value for r in read_topic(kafka_bootstrap, events)]
+    assert len(values) == report["messages"] == 3000 + report["faults"]["duplicate"]
+    truth = [orjson.loads(line) for line in truth_file.read_bytes().splitlines()]
+    views = {e["event_id"] for e in map(orjson.loads, values) if e["event_type"] == "view"}
+    assert {t["event_id"] for t in truth if t["kind"] != "fault"} == views
+    assert sum(1 for t in truth if t["kind"] == "fault") == report["faults"]["duplicate"] > 0
+    assert events + "-never" not in admin_client(kafka_bootstrap).list_topics(timeout=10).topics  # never created
 
 
 def test_check_round_trips_through_the_broker(make_topics, kafka_env):
