@@ -378,8 +378,12 @@ def kafka_tables(r: KafkaResult) -> str:
                            ("features + scoring (model)", r.with_model[n])):
             rate = statistics.median(x.events_per_s for x in runs)
             cost = "-" if runs is r.without[n] else f"{1e6 / rate - 1e6 / base:.2f}"
-            target = "-" if runs is r.without[n] else ("met" if rate >= KAFKA_TARGET else
-                                                       f"missed by {100 * (1 - rate / KAFKA_TARGET):.0f}%")
+            if runs is r.without[n]:
+                target = "-"
+            elif n != 1:
+                target = f"{100 * rate / KAFKA_TARGET:.0f}% of it, with {n} processes (the target is for one)"
+            else:
+                target = "met" if rate >= KAFKA_TARGET else f"missed by {100 * (1 - rate / KAFKA_TARGET):.0f}%"
             scores, rss = statistics.median(x.scores for x in runs), statistics.median(x.peak_rss_mib for x in runs)
             lines.append(f"| {name} | {n} | {spread([x.events_per_s for x in runs])} | {scores:,.0f} "
                          f"| {rss:,.0f} MiB | {1e6 / rate:.2f} | {cost} | {target} |")
