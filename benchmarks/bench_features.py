@@ -28,7 +28,14 @@ import uuid
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from benchmarks.common import load_average, produce_input, run_flow, spread, throwaway_topics
+from benchmarks.common import (
+    add_flow_run_arguments,
+    load_average,
+    produce_input,
+    run_flow,
+    spread,
+    throwaway_topics,
+)
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
 
@@ -64,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, nargs="+", default=[10_000, 1_000_000],
                    help="world sizes in users (default: 10000 1000000)")
     p.add_argument("--repeats", type=int, default=3, help="runs per row (default: 3)")
-    p.add_argument("--partitions", type=int, default=4, help="input topic partitions (default: 4)")
-    p.add_argument("--processes", type=int, nargs="+", default=[1, 2],
-                   help="flow processes per row: 1 is one worker, 2 is two cooperating processes (default: 1 2)")
-    p.add_argument("--flow-args", default="", help="extra arguments for the flow, e.g. '--batch-size 5000'")
+    add_flow_run_arguments(p)
     args = p.parse_args(argv)
     rows = []
     with EmbeddedBroker(port=0) as broker:

@@ -83,6 +83,7 @@ import torch
 
 from benchmarks.common import (
     FlowRun,
+    add_flow_run_arguments,
     describe_model,
     generate_jsonl,
     load_average,
@@ -430,10 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--events", type=int, default=1_000_000, help="input events (default: 1,000,000)")
     g.add_argument("--users", type=int, default=10_000, help="users in the generated world (default: 10000)")
     g.add_argument("--runs", type=int, default=3, help="runs with and without the model each (default: 3)")
-    g.add_argument("--partitions", type=int, default=4, help="input topic partitions (default: 4)")
-    g.add_argument("--processes", type=int, nargs="+", default=[1, 2],
-                   help="flow processes per row: 1 is one worker, 2 is two cooperating processes (default: 1 2)")
-    g.add_argument("--flow-args", default="", help="extra arguments for the flow, e.g. '--batch-size 5000'")
+    add_flow_run_arguments(g)
     args = p.parse_args(argv)
     gc.set_threshold(*FLOW_GC_THRESHOLDS)
     with tempfile.TemporaryDirectory(prefix="bench-scoring-model-") as tmp:

@@ -8,6 +8,7 @@ is a median over several runs with its min-max spread.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -98,6 +99,14 @@ class FlowRun:
     @property
     def events_per_s(self) -> float:
         return self.records / self.seconds
+
+
+def add_flow_run_arguments(group: argparse._ActionsContainer) -> None:
+    """``--partitions``, ``--processes`` and ``--flow-args``: how the Kafka-to-Kafka benchmarks run the flow."""
+    group.add_argument("--partitions", type=int, default=4, help="input topic partitions (default: 4)")
+    group.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                       help="flow processes per row: 1 is one worker, 2 is two cooperating processes (default: 1 2)")
+    group.add_argument("--flow-args", default="", help="extra arguments for the flow, e.g. '--batch-size 5000'")
 
 
 def _flow_summary(stderr: str) -> tuple[int, float, int, int, float]:

@@ -26,7 +26,7 @@ from confluent_kafka import KafkaException
 
 from broker.admin import BrokerUnreachable
 from broker.config import BOOTSTRAP_ENV
-from producers.synthetic.config import SINKS, ConfigError, ModelParams, ProducerConfig, flag
+from producers.synthetic.config import SINKS, ModelParams, ProducerConfig, flag
 from producers.synthetic.faults import FaultRates
 from producers.synthetic.report import dataset_text
 
