@@ -49,12 +49,30 @@ def test_produce_n_consume_exactly_n_with_the_same_checksum(kafka_bootstrap, mak
     for r in records:  # keyed by user, placed by murmur2, per-partition counts from delivery reports
         assert r.key == orjson.loads(r.value)["user_id"].encode()
         assert r.partition == partition_for(r.key, 4)
+    # A backfill gets delivery reports for failures only: the partition counts are the
+    # producer's own murmur2 placement, and they must be where the broker put the records.
     by_partition = {str(p): sum(1 for r in records if r.partition == p) for p in range(4)}
+    assert report["partitions"]["source"].startswith("murmur2")
     assert report["partitions"]["counts"] == {p: c for p, c in by_partition.items() if c}
-    assert report["delivery_failures"] == 0 and report["delivery_latency"]["max_ms"] > 0
+    assert report["delivery_failures"] == 0 and report["delivery_latency"] is None
     truth = read_topic(kafka_bootstrap, truth)
     assert len(truth) == report["counts_by_type"]["view"]
     assert all(r.key == orjson.loads(r.value)["event_id"].encode() for r in truth)
+
+
+def test_a_live_run_reports_every_delivery_with_its_latency(kafka_bootstrap, make_topics, kafka_env, tmp_path):
+    events, truth = make_topics("events", "truth", partitions=4)
+    report_path = tmp_path / "report.json"
+    out = producer(kafka_env, "--rate", "2000", "--duration", "1.5", "--topic", events, "--truth-topic", truth,
+                   "--report", str(report_path))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(report_path.read_text())
+    records = read_topic(kafka_bootstrap, events)
+    by_partition = {str(p): sum(1 for r in records if r.partition == p) for p in range(4)}
+    assert report["partitions"]["source"] == "delivery reports"
+    assert report["partitions"]["counts"] == {p: c for p, c in by_partition.items() if c}
+    assert sum(by_partition.values()) == report["messages"] > 2000
+    assert 0 < report["delivery_latency"]["avg_ms"] <= report["delivery_latency"]["max_ms"] < 5000
 
 
 def test_kafka_events_with_the_truth_in_a_file(kafka_bootstrap, make_topics, kafka_env, tmp_path):
