@@ -96,6 +96,7 @@ from benchmarks.common import (
 )
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
+from dataflows.features import GC_THRESHOLDS
 from dataflows.files import JsonlSource
 from features.config import FeaturesConfig
 from features.item_stage import Vector, Vectors
@@ -108,7 +109,7 @@ from models.scorer import Scorer
 
 INFLOW_TARGET = 0.5  # in-flow events/s / bare forward events/s
 KAFKA_TARGET = 80_000.0  # features + scoring, events/s, one worker
-FLOW_GC_THRESHOLDS = (50_000, 20, 100)  # what dataflows.features.build_flow sets for the flow process
+FLOW_GC_THRESHOLDS = GC_THRESHOLDS  # what dataflows.features.build_flow sets for the flow process
 PROBE_FLAG = "--probe-flow"
 PROBE_LINE = re.compile(r"^probe: (\{.*\})$", re.MULTILINE)
 
