@@ -9,6 +9,7 @@ is a median over several runs with its min-max spread.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -143,19 +144,29 @@ def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: s
     else:
         addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
         commands = [[*cmd, "-i", str(i), "-a", addresses] for i in range(processes)]
-    running = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for c in commands]
-    outputs = [p.communicate() for p in running]
-    for p, (_, err) in zip(running, outputs, strict=True):
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]  # no pipe to fill up
+        running = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, text=True)
+                   for c, log in zip(commands, logs, strict=True)]
+        # One process failing leaves its peers waiting for it forever: stop them then.
+        while any(p.poll() is None for p in running) and not any(p.poll() for p in running):
+            time.sleep(0.2)
+        for p in running:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        outputs = []
+        for log in logs:
+            log.seek(0)
+            outputs.append(log.read())
+    for p, err in zip(running, outputs, strict=True):
         if p.returncode != 0:
-            for other in running:
-                other.kill()
-            msg = f"the flow failed:\n{err[-3000:]}"
+            msg = f"the flow failed (exit {p.returncode}):\n{err[-3000:]}"
             raise RuntimeError(msg)
-    parts = [_flow_summary(err) for _, err in outputs]
+    parts = [_flow_summary(err) for err in outputs]
     return FlowRun(records=sum(x[0] for x in parts), seconds=max(x[1] for x in parts),
                    vectors=sum(x[2] for x in parts), scores=sum(x[3] for x in parts),
-                   peak_rss_mib=sum(x[4] for x in parts), stderr="\n".join(err for _, err in outputs))
+                   peak_rss_mib=sum(x[4] for x in parts), stderr="\n".join(outputs))
 
 
 def generate_jsonl(path: Path, *args: str) -> None:

@@ -65,7 +65,7 @@ class FeaturesConfig:
             msg = f"FeaturesConfig.window_ms ({self.window_ms}) must divide one hour (tiles fold into hours)"
             raise ValueError(msg)
 
-    def require_same(self, found: FeaturesConfig, what: str = "the recovery state") -> None:
+    def require_same(self, found: FeaturesConfig) -> None:
         """Raise naming the differing settings when ``found`` (e.g. restored state) differs.
 
         >>> FeaturesConfig().require_same(FeaturesConfig(window_ms=30_000))
@@ -77,7 +77,7 @@ class FeaturesConfig:
             return
         diffs = [f.name for f in fields(self) if getattr(found, f.name) != getattr(self, f.name)]
         msg = (
-            f"{what} was written with other feature settings ({', '.join(diffs)}); "
+            f"the recovery state was written with other feature settings ({', '.join(diffs)}); "
             "start with a fresh recovery directory (python -m bytewax.recovery DIR 1)"
         )
         raise RuntimeError(msg)
