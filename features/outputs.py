@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ import orjson
 
 from features.item_stage import Vector, Vectors
 from features.partition_stage import Records
-from features.records import Record, score_record, vector_fields
+from features.records import Record, score_records, vector_fields
 from features.tiles import GROUP_BITS
+
+_CONTEXT = itemgetter("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")
 
 #: ``score(counts (B, n) uint32, user_ids, item_ids, categories, countries, devices, ts_ms, prices) -> (B,)``
 ScoreFn = Callable[..., np.ndarray]
@@ -32,10 +35,10 @@ class ExampleRows:
 def vector_counts(vectors: list[Vector], n_groups: int) -> np.ndarray:
     """``(B, 3 * 4 * n_groups)`` counts in FeatureSpec order (user, item, user x category)."""
     n_bytes = n_groups * GROUP_BITS // 8
-    buf = b"".join(
-        u.to_bytes(n_bytes, "little") + i.to_bytes(n_bytes, "little") + c.to_bytes(n_bytes, "little")
-        for _, u, i, c, _ in vectors
-    )
+    item_shift, cat_shift = 8 * n_bytes, 16 * n_bytes
+    to_bytes = int.to_bytes
+    # one int per vector, user | item | user x category, little-endian: one to_bytes call each
+    buf = b"".join([to_bytes(v[1] | v[2] << item_shift | v[3] << cat_shift, 3 * n_bytes, "little") for v in vectors])
     return np.frombuffer(buf, dtype="<u4").reshape(len(vectors), 12 * n_groups)
 
 
@@ -52,37 +55,39 @@ class VectorOutputs:
         self.scored = 0
 
     def __call__(self, batches: list[Vectors]) -> list[Records | ExampleRows]:
-        vectors = [v for b in batches for v in b.items]
+        vectors = batches[0].items if len(batches) == 1 else [v for b in batches for v in b.items]
         if not vectors:
             return []
         need_counts = self.event_features or self.examples or self.score is not None
         counts = vector_counts(vectors, self.n_groups) if need_counts else None
         records: list[Record] = []
         out: list[Records | ExampleRows] = []
-        dumps = orjson.dumps
         if self.event_features:
+            dumps = orjson.dumps
             for (event, _, _, _, cut), row in zip(vectors, counts.tolist()):  # type: ignore[union-attr]
                 records.append(("event_features", event["event_id"].encode(), dumps(vector_fields(event, row, cut))))
-        views = [i for i, v in enumerate(vectors) if v[0]["event_type"] == "view"]
+        # Without event features the item stage sends views only; check rather than assume.
+        types = [v[0]["event_type"] for v in vectors]
+        if types.count("view") == len(types):
+            views, view_counts = vectors, counts
+        else:
+            index = [i for i, t in enumerate(types) if t == "view"]
+            views = [vectors[i] for i in index]
+            view_counts = counts[index] if counts is not None else None
         if views and self.score is not None:
-            events = [vectors[i][0] for i in views]
-            scores = self.score(
-                counts[views],  # type: ignore[index]
-                [e["user_id"] for e in events],
-                [e["item_id"] for e in events],
-                [e["category"] for e in events],
-                [e["country"] for e in events],
-                [e["device"] for e in events],
-                np.fromiter((e["ts"] for e in events), dtype=np.int64, count=len(events)),
-                np.fromiter((e["price"] for e in events), dtype=np.float64, count=len(events)),
+            # One pass over the events for all the context (columns; a pass per field costs
+            # more once a batch's events no longer fit in the CPU caches).
+            event_ids, user_ids, item_ids, categories, countries, devices, ts, prices = zip(
+                *[_CONTEXT(v[0]) for v in views]
             )
-            for i, s in zip(views, scores.tolist()):
-                key, value = score_record(vectors[i][0], s, self.model_version, vectors[i][4])
-                records.append(("scores", key, value))
+            scores = self.score(view_counts, user_ids, item_ids, categories, countries, devices,
+                                np.array(ts, dtype=np.int64), np.array(prices, dtype=np.float64))
+            records += score_records(event_ids, user_ids, item_ids, ts, scores.tolist(), self.model_version,
+                                     [v[4] for v in views])
             self.scored += len(views)
         if records:
             out.append(Records(records))
         if self.examples and views:
-            rows = counts[views].tolist()  # type: ignore[index]
-            out.append(ExampleRows([vector_fields(vectors[i][0], row, vectors[i][4]) for i, row in zip(views, rows)]))
+            rows = view_counts.tolist()  # type: ignore[union-attr]
+            out.append(ExampleRows([vector_fields(v[0], row, v[4]) for v, row in zip(views, rows)]))
         return out

@@ -20,6 +20,7 @@ b'u7@1732233600000'
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -146,21 +147,35 @@ def original_payload(dead_letter_value: bytes) -> bytes | None:
     return None if payload is None else payload.encode("utf-8")
 
 
-def score_record(
-    event: dict[str, Any], score: float, model_version: str, item_as_of: int
-) -> tuple[bytes, bytes]:
-    """Key and value of one scored view."""
-    value = {
-        "event_id": event["event_id"],
-        "user_id": event["user_id"],
-        "item_id": event["item_id"],
-        "ts": event["ts"],
-        "score": score,
-        "model_version": model_version,
-        "features_as_of": event["ts"],
-        "item_features_as_of": item_as_of,
-    }
-    return event["event_id"].encode(), orjson.dumps(value)
+def score_records(
+    event_ids: Sequence[str], user_ids: Sequence[str], item_ids: Sequence[str], ts_ms: Sequence[int],
+    scores: Sequence[float], model_version: str, item_as_of: Sequence[int],
+) -> list[Record]:
+    """``("scores", key, value)`` of a batch of scored views, in order, from its columns.
+
+    One record per view: event_id, user_id, item_id, ts, the score, the model version, the
+    as-of time of the user features (the event's own time: they count everything before
+    it) and of the item features (the item cut). Built from columns the scorer gathered
+    anyway, in one pass: per view this is the flow's largest cost after the forward pass.
+
+    >>> records = score_records(["e1"], ["u1"], ["i1"], [60000], [0.25], "v1", [0])
+    >>> [(dest, key, orjson.loads(value)["score"]) for dest, key, value in records]
+    [('scores', b'e1', 0.25)]
+    """
+    dumps = orjson.dumps
+    return [
+        ("scores", event_id.encode(), dumps({
+            "event_id": event_id,
+            "user_id": user_id,
+            "item_id": item_id,
+            "ts": t,
+            "score": score,
+            "model_version": model_version,
+            "features_as_of": t,
+            "item_features_as_of": cut,
+        }))
+        for event_id, user_id, item_id, t, score, cut in zip(event_ids, user_ids, item_ids, ts_ms, scores, item_as_of)
+    ]
 
 
 def vector_fields(event: dict[str, Any], counts: list[int], item_as_of: int) -> dict[str, Any]:
