@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from broker.admin import ensure_topics
 from broker.console import read_topic
 from broker.embedded import EmbeddedBroker
-from broker.admin import ensure_topics
 from dataflows.kafka_io import _KafkaRecordsPartition
 
 
