@@ -211,15 +211,15 @@ def stable_hash_column(values: Sequence[str], buckets: int) -> np.ndarray:
         return np.fromiter(map(cache.__getitem__, values), dtype=np.int64, count=len(values))
     except KeyError:
         pass
-    if len(cache) >= BUCKET_CACHE_ENTRIES:
+    # Hash only the ids the cache lacks (a batch of a growing stream has a few new ones),
+    # then take the C-level pass again.
+    missing = set(values).difference(cache)
+    if len(cache) + len(missing) > BUCKET_CACHE_ENTRIES:
         cache.clear()
-    out = []
-    for v in values:
-        bucket = cache.get(v)
-        if bucket is None:
-            bucket = cache[v] = zlib.crc32(v.encode()) % buckets
-        out.append(bucket)
-    return np.array(out, dtype=np.int64)
+        missing = set(values)
+    for v in missing:
+        cache[v] = zlib.crc32(v.encode()) % buckets
+    return np.fromiter(map(cache.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def featurize(
