@@ -79,7 +79,12 @@ class _TopicReader:
         queue = self.queues[partition]
         if not queue:
             queues, first = self.queues, min(self.queues)
-            for m in self.consumer.consume(self.batch_size, 0.001):
+            # No timeout: a poll must not block. Bytewax polls every source partition of the
+            # worker in turn before the downstream steps run, and each step of a record's way
+            # waits for such a round: with 1 ms per empty partition the live p50 was 17 ms,
+            # with 0 it is 14 (p99 31 -> 27). An idle worker still sleeps: Bytewax cools an
+            # empty partition down for 1 ms (idle CPU unchanged at 4%).
+            for m in self.consumer.consume(self.batch_size, 0):
                 p = m.partition()
                 if p is None or p < 0:
                     queues[first].append(m)  # a client-level error names no partition: the lowest reports it
