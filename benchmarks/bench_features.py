@@ -11,10 +11,18 @@ The rate counts input records from the first one read to the end of the run (pro
 start-up and imports are not counted); peak RSS is the flow process's maximum resident
 set. Rows with 2 flow processes run two cooperating processes (``-i 0/1 -a ...``) on this
 machine: their records are summed, the time is the slower one's, the peak RSS is the sum.
-The baseline row is the DESIGN.md anchor measured on the same topic in the same run:
-a plain confluent-kafka consumer (assign, batches of 2,000) that parses every value with
-orjson and counts events per user in a dict. Each row runs several times; the table shows
-the median and the min-max spread. The machine's load average is printed with it.
+Two reference loops run on the same topic in the same run, each a plain confluent-kafka
+consumer (assign, batches of 2,000) with the flow's consumer settings
+(:func:`dataflows.kafka_io.consumer_settings`):
+
+* ``baseline``: the DESIGN.md anchor, parse every value with orjson and count events per
+  user in a dict;
+* ``floor``: parse every value with orjson and validate it with the event contract
+  (:func:`events.schema.check`), keeping nothing. Every conforming flow does at least this
+  per event, so its rate bounds what any flow in Python can reach on this machine and broker.
+
+Each row runs several times; the table shows the median and the min-max spread. The
+machine's load average is printed with it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import statistics
 import sys
 import time
 import uuid
+from typing import Literal
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -38,17 +47,20 @@ from benchmarks.common import (
 )
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
+from dataflows.kafka_io import consumer_settings
+from events.schema import check
 
 TARGET = 150_000.0  # events/s, one worker (issue target)
 
 
-def baseline(bootstrap: str, topic: str, partitions: int) -> float:
-    """Events/s of consume + orjson parse + per-user dict count (the DESIGN.md anchor)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.partition.eof": True,
-                         "enable.auto.commit": False})
+def reference_loop(bootstrap: str, topic: str, partitions: int, work: Literal["count", "validate"]) -> float:
+    """Events/s of consume + orjson parse + either a per-user count or the contract's check."""
+    consumer = Consumer(consumer_settings(bootstrap, tail=False))
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     counts: dict[str, int] = {}
+    rejected = 0
     done, n, started = 0, 0, None
+    loads = orjson.loads
     while done < partitions:
         for m in consumer.consume(2000, 1.0):
             if m.error() is not None:
@@ -57,11 +69,18 @@ def baseline(bootstrap: str, topic: str, partitions: int) -> float:
                 continue
             if started is None:
                 started = time.perf_counter()
-            user = orjson.loads(m.value())["user_id"]
-            counts[user] = counts.get(user, 0) + 1
+            event = loads(m.value())
+            if work == "count":
+                user = event["user_id"]
+                counts[user] = counts.get(user, 0) + 1
+            elif check(event) is not None:
+                rejected += 1
             n += 1
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
+    if rejected:
+        msg = f"{rejected} of {n} generated events failed validation in the floor loop"
+        raise RuntimeError(msg)
     return n / elapsed
 
 
@@ -81,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             interactions = f"in-{users}-{uuid.uuid4().hex[:6]}"
             ensure_topics(bootstrap, [interactions, interactions + "-truth"], partitions=args.partitions)
             produce_input(bootstrap, interactions, args.events, users, seed=7)
-            base = [baseline(bootstrap, interactions, args.partitions) for _ in range(args.repeats)]
+            base, floor = [], []
+            for _ in range(args.repeats):
+                base.append(reference_loop(bootstrap, interactions, args.partitions, "count"))
+                floor.append(reference_loop(bootstrap, interactions, args.partitions, "validate"))
             for processes in args.processes:
                 flow, rss = [], []
                 for _ in range(args.repeats):
@@ -91,16 +113,22 @@ def main(argv: list[str] | None = None) -> int:
                     rss.append(run.peak_rss_mib)
                     print(f"  {users:,} users, {processes} process(es): {run.events_per_s:,.0f} events/s, "
                           f"peak RSS {run.peak_rss_mib:,.0f} MiB", file=sys.stderr)
-                rows.append((users, processes, base, flow, rss))
+                rows.append((users, processes, base, floor, flow, rss))
     print(f"\nFeatures flow, Kafka to Kafka, {args.events:,} events per world, {args.repeats} runs, "
           f"{load_average()}. Target: >= {TARGET:,.0f} events/s with one worker.\n")
-    print("| users | flow processes | baseline consume+parse+count, events/s | spread | features flow, events/s "
+    print("| users | flow processes | baseline consume+parse+count, events/s | spread "
+          "| floor consume+parse+validate, events/s | spread | features flow, events/s "
           "| spread | flow / baseline | peak RSS of the flow (all processes) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for users, processes, base, flow, rss in rows:
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for users, processes, base, floor, flow, rss in rows:
         ratio = statistics.median(flow) / statistics.median(base)
-        print(f"| {users:,} | {processes} | {spread(base)} | {spread(flow)} | {ratio:.2f} "
+        print(f"| {users:,} | {processes} | {spread(base)} | {spread(floor)} | {spread(flow)} | {ratio:.2f} "
               f"| {statistics.median(rss):,.0f} MiB |")
+    one = [floor for _, processes, _, floor, _, _ in rows if processes == 1]
+    if one:
+        best = max(statistics.median(f) for f in one)
+        print(f"\nThe floor loop (parse + validate, nothing kept) runs at {best:,.0f} events/s at best: "
+              f"{1e6 / best:.2f} us per event of the {1e6 / TARGET:.2f} us that {TARGET:,.0f} events/s allow.")
     return 0
 
 
