@@ -61,9 +61,18 @@ class ItemShardState:
         self.marks = [NEG_INF] * partitions
         self.watermark = NEG_INF
         # events waiting for the stage watermark to pass their cut, by cut (released in cut order)
-        self.pending: dict[int, list[tuple[dict[str, Any], int, int]]] = {}
+        self.pending: dict[int, list[tuple[dict[str, Any], int, int, int, int, str]]] = {}
         self._pending_cuts: list[int] = []  # heap of the keys of ``pending``
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots from before entries carried (ts, type index, item_id): complete them.
+        for waiting in state.get("pending", {}).values():
+            for i, entry in enumerate(waiting):
+                if len(entry) == 3:
+                    event = entry[0]
+                    waiting[i] = (*entry, event["ts"], EVENT_TYPE_INDEX[event["event_type"]], event["item_id"])
+        self.__dict__.update(state)
 
     def cut(self, t: int) -> int:
         """Item features of an event at ``t`` cover closed windows before this time."""
@@ -74,7 +83,6 @@ class ItemShardState:
     def process(self, chunk: ToItems) -> list[Vectors | Records]:
         """Count a chunk's events, then apply its partition watermark."""
         items = self.items
-        type_index = EVENT_TYPE_INDEX
         done: list[Vector] = []
         pending = self.pending
         w = self.config.window_ms
@@ -82,10 +90,7 @@ class ItemShardState:
         closed_until = items.closed_until
         all_vectors = self.all_vectors
         for entry in chunk.events:
-            event = entry[0]
-            t = event["ts"]
-            item_id = event["item_id"]
-            k = type_index[event["event_type"]]
+            event, _, _, t, k, item_id = entry
             items.add(item_id, t, k)
             if k and not all_vectors:
                 continue  # a follow-up event: counted, no vector needed
@@ -132,9 +137,8 @@ class ItemShardState:
         cuts = self._pending_cuts
         while cuts and cuts[0] <= items.closed_until:
             cut = heapq.heappop(cuts)
-            for entry in self.pending.pop(cut):
-                event = entry[0]
-                done.append((event, entry[1], items.query(event["item_id"], event["ts"], cut), entry[2], cut))
+            for event, user_vec, cat_vec, t, _, item_id in self.pending.pop(cut):
+                done.append((event, user_vec, items.query(item_id, t, cut), cat_vec, cut))
         # Every later query comes from an event at or after the watermark (partitions refuse
         # anything older), so tiles below it may go.
         if self.watermark < POS_INF:

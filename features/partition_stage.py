@@ -29,6 +29,7 @@ from features.records import Record, dead_letter, window_record
 from features.tiles import ArrivalTable
 
 NEG_INF = -(1 << 62)
+ITEM_SHARD_CACHE = 1 << 18  # item ids whose shard a partition stage remembers
 POS_INF = 1 << 62
 
 
@@ -51,7 +52,7 @@ class ToItems:
 
     shard: int
     partition: int
-    events: list[tuple[dict[str, Any], int, int]]  # (event, user vector, user x category vector)
+    events: list[tuple[dict[str, Any], int, int, int, int, str]]  # (event, user vector, user x category vector, ts, type index, item_id)
     watermark: int
 
 
@@ -91,6 +92,7 @@ class PartitionState:
             config.window_ms, config.horizons, config.allowed_lateness_ms, retention, track_windows=True
         )
         self.category_slots: dict[str, int] = {}
+        self.item_shards: dict[str, int] = {}  # item_id -> item shard, a cache (not needed in snapshots)
         self.max_ts = NEG_INF
         self.watermark = NEG_INF
         self.seen: dict[str, int] = {}
@@ -104,7 +106,12 @@ class PartitionState:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["last_event_wall"] = None
+        state["item_shards"] = {}
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("item_shards", {})  # snapshots from before the cache existed
+        self.__dict__.update(state)
 
     def _dead(self, out: list[Record], reason: str, stage: str, detail: str, source: str, offset: int,
               payload: bytes | None, event: dict[str, Any] | None = None) -> None:
@@ -118,7 +125,8 @@ class PartitionState:
         lateness = cfg.allowed_lateness_ms
         shards = cfg.item_shards
         records: list[Record] = []
-        chunks: list[list[tuple[dict[str, Any], int, int]]] = [[] for _ in range(shards)]
+        chunks: list[list[tuple[dict[str, Any], int, int, int, int, str]]] = [[] for _ in range(shards)]
+        shard_of = self.item_shards
         follow_ups: list[tuple[str, int, int]] = []
         users = self.users
         slots = self.category_slots
@@ -175,9 +183,11 @@ class PartitionState:
             k = type_index[event["event_type"]]
             slot = slots.get(event["category"]) or self._new_category(event["category"])
             vec = users.observe(event["user_id"], t, k, slot)
-            chunks[zlib.crc32(event["item_id"].encode()) % shards].append(
-                (event, vec & mask, (vec >> slot * slot_bits) & mask)
-            )
+            item_id = event["item_id"]
+            shard = shard_of.get(item_id)
+            if shard is None:
+                shard = self._item_shard(item_id)
+            chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id))
             if k and self.want_follow_ups:
                 follow_ups.append((event["view_id"], k, t))
             accepted += 1
@@ -199,6 +209,13 @@ class PartitionState:
         if follow_ups:
             out.append(FollowUps(follow_ups))
         return out
+
+    def _item_shard(self, item_id: str) -> int:
+        """:func:`item_shard`, remembered (bounded: emptied at ITEM_SHARD_CACHE ids)."""
+        if len(self.item_shards) >= ITEM_SHARD_CACHE:
+            self.item_shards.clear()
+        shard = self.item_shards[item_id] = zlib.crc32(item_id.encode()) % self.config.item_shards
+        return shard
 
     def _new_category(self, category: str) -> int:
         """Give a category its slot in the user tiles (slots are per partition, in arrival order)."""
