@@ -25,12 +25,12 @@ from typing import Any
 
 from events.schema import EVENT_TYPE_INDEX
 from features.config import FeaturesConfig
-from features.partition_stage import NEG_INF, POS_INF, Records, ToItems
+from features.partition_stage import NEG_INF, POS_INF, VIEW_CONTEXT, Entry, Records, ToItems
 from features.records import Record, window_record
 from features.tiles import ClosedWindowTable
 
-#: (event, user vector, item vector, user x category vector, item cut ms)
-Vector = tuple[dict[str, Any], int, int, int, int]
+#: (event, user vector, item vector, user x category vector, item cut ms, VIEW_CONTEXT of a view or None)
+Vector = tuple[dict[str, Any], int, int, int, int, tuple[Any, ...] | None]
 
 
 @dataclass
@@ -61,17 +61,18 @@ class ItemShardState:
         self.marks = [NEG_INF] * partitions
         self.watermark = NEG_INF
         # events waiting for the stage watermark to pass their cut, by cut (released in cut order)
-        self.pending: dict[int, list[tuple[dict[str, Any], int, int, int, int, str]]] = {}
+        self.pending: dict[int, list[Entry]] = {}
         self._pending_cuts: list[int] = []  # heap of the keys of ``pending``
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots from before entries carried (ts, type index, item_id): complete them.
+        # Snapshots from before entries carried (ts, type index, item_id, view context): complete them.
         for waiting in state.get("pending", {}).values():
             for i, entry in enumerate(waiting):
                 if len(entry) == 3:
                     event = entry[0]
-                    waiting[i] = (*entry, event["ts"], EVENT_TYPE_INDEX[event["event_type"]], event["item_id"])
+                    k = EVENT_TYPE_INDEX[event["event_type"]]
+                    waiting[i] = (*entry, event["ts"], k, event["item_id"], None if k else VIEW_CONTEXT(event))
         self.__dict__.update(state)
 
     def cut(self, t: int) -> int:
@@ -90,14 +91,14 @@ class ItemShardState:
         closed_until = items.closed_until
         all_vectors = self.all_vectors
         for entry in chunk.events:
-            event, _, _, t, k, item_id = entry
+            event, _, _, t, k, item_id, _ = entry
             items.add(item_id, t, k)
             if k and not all_vectors:
                 continue  # a follow-up event: counted, no vector needed
             d = t - delay
             cut = d - d % w
             if cut <= closed_until:
-                done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut))
+                done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut, entry[6]))
             else:
                 waiting = pending.get(cut)
                 if waiting is None:
@@ -137,8 +138,8 @@ class ItemShardState:
         cuts = self._pending_cuts
         while cuts and cuts[0] <= items.closed_until:
             cut = heapq.heappop(cuts)
-            for event, user_vec, cat_vec, t, _, item_id in self.pending.pop(cut):
-                done.append((event, user_vec, items.query(item_id, t, cut), cat_vec, cut))
+            for event, user_vec, cat_vec, t, _, item_id, ctx in self.pending.pop(cut):
+                done.append((event, user_vec, items.query(item_id, t, cut), cat_vec, cut, ctx))
         # Every later query comes from an event at or after the watermark (partitions refuse
         # anything older), so tiles below it may go.
         if self.watermark < POS_INF:

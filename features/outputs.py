@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,6 @@ from features.item_stage import Vector, Vectors
 from features.partition_stage import Records
 from features.records import Record, score_records, vector_fields
 from features.tiles import GROUP_BITS
-
-_CONTEXT = itemgetter("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")
 
 #: ``score(counts (B, n) uint32, user_ids, item_ids, categories, countries, devices, ts_ms, prices) -> (B,)``
 ScoreFn = Callable[..., np.ndarray]
@@ -64,21 +61,22 @@ class VectorOutputs:
         out: list[Records | ExampleRows] = []
         if self.event_features:
             dumps = orjson.dumps
-            for (event, _, _, _, cut), row in zip(vectors, counts.tolist()):  # type: ignore[union-attr]
+            for (event, _, _, _, cut, _), row in zip(vectors, counts.tolist()):  # type: ignore[union-attr]
                 records.append(("event_features", event["event_id"].encode(), dumps(vector_fields(event, row, cut))))
-        # Without event features the item stage sends views only; check rather than assume.
-        types = [v[0]["event_type"] for v in vectors]
-        if types.count("view") == len(types):
+        # Without event features the item stage sends views only; check rather than assume
+        # (only views carry a context).
+        contexts = [v[5] for v in vectors]
+        if None not in contexts:
             views, view_counts = vectors, counts
         else:
-            index = [i for i, t in enumerate(types) if t == "view"]
+            index = [i for i, c in enumerate(contexts) if c is not None]
             views = [vectors[i] for i in index]
             view_counts = counts[index] if counts is not None else None
         if views and self.score is not None:
             # One pass over the events for all the context (columns; a pass per field costs
             # more once a batch's events no longer fit in the CPU caches).
             event_ids, user_ids, item_ids, categories, countries, devices, ts, prices = zip(
-                *[_CONTEXT(v[0]) for v in views]
+                *[v[5] for v in views]
             )
             scores = self.score(view_counts, user_ids, item_ids, categories, countries, devices,
                                 np.array(ts, dtype=np.int64), np.array(prices, dtype=np.float64))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -29,8 +30,15 @@ from features.records import Record, dead_letter, window_record
 from features.tiles import ArrivalTable
 
 NEG_INF = -(1 << 62)
-ITEM_SHARD_CACHE = 1 << 18  # item ids whose shard a partition stage remembers
 POS_INF = 1 << 62
+ITEM_SHARD_CACHE = 1 << 18  # item ids whose shard a partition stage remembers
+#: What scoring reads of a view, taken here while the event is fresh in the CPU caches (read
+#: from the dict in the scoring step instead, the same fields cost features + scoring ~6%).
+VIEW_CONTEXT = itemgetter("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")
+
+
+#: An accepted event on its way to the item stage (see :class:`ToItems`).
+Entry = tuple[dict[str, Any], int, int, int, int, str, tuple[Any, ...] | None]
 
 
 @dataclass
@@ -52,7 +60,8 @@ class ToItems:
 
     shard: int
     partition: int
-    events: list[tuple[dict[str, Any], int, int, int, int, str]]  # (event, user vector, user x category vector, ts, type index, item_id)
+    #: (event, user vector, user x category vector, ts, type index, item_id, VIEW_CONTEXT of a view or None)
+    events: list[Entry]
     watermark: int
 
 
@@ -125,8 +134,8 @@ class PartitionState:
         lateness = cfg.allowed_lateness_ms
         shards = cfg.item_shards
         records: list[Record] = []
-        chunks: list[list[tuple[dict[str, Any], int, int, int, int, str]]] = [[] for _ in range(shards)]
-        shard_of = self.item_shards
+        chunks: list[list[Entry]] = [[] for _ in range(shards)]
+        shard_of, view_context = self.item_shards, VIEW_CONTEXT
         follow_ups: list[tuple[str, int, int]] = []
         users = self.users
         slots = self.category_slots
@@ -187,7 +196,8 @@ class PartitionState:
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
-            chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id))
+            chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id,
+                                  None if k else view_context(event)))
             if k and self.want_follow_ups:
                 follow_ups.append((event["view_id"], k, t))
             accepted += 1

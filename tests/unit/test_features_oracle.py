@@ -142,7 +142,9 @@ def test_engine_matches_brute_force(seed):
 
     n_groups = len(SMALL.horizons)
     got_vectors = {}
-    for event, user_vec, item_vec, user_cat_vec, cut in out.vectors:
+    for event, user_vec, item_vec, user_cat_vec, cut, context in out.vectors:
+        assert context == (None if event["event_type"] != "view" else tuple(
+            event[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")))
         counts = unpack([user_vec, item_vec, user_cat_vec], n_groups).reshape(-1).tolist()
         assert event["event_id"] not in got_vectors
         got_vectors[event["event_id"]] = (counts, cut)
@@ -159,7 +161,7 @@ def test_batching_and_interleaving_do_not_change_outputs():
     runs = []
     for order_seed in (1, 2, 3):
         out = run_local(SMALL, interleave(parts, order_seed, wall), partitions=len(parts))
-        runs.append((sorted(out.records), sorted((e["event_id"], u, i, c, cut) for e, u, i, c, cut in out.vectors)))
+        runs.append((sorted(out.records), sorted((e["event_id"], u, i, c, cut) for e, u, i, c, cut, _ in out.vectors)))
     assert runs[0] == runs[1] == runs[2]
 
 

@@ -127,5 +127,6 @@ def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
     state = shard.__dict__.copy()
     restored = ItemShardState.__new__(ItemShardState)
     restored.__setstate__(state)
-    assert restored.pending[T0] == [(legacy, 1, 2, legacy["ts"], 0, legacy["item_id"])]
+    context = tuple(legacy[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price"))
+    assert restored.pending[T0] == [(legacy, 1, 2, legacy["ts"], 0, legacy["item_id"], context)]
     assert pickle.loads(pickle.dumps(PartitionState(CFG, 0))).item_shards == {}
