@@ -30,9 +30,7 @@ def test_valid_events_pass(event):
     assert check(event) is None
 
 
-@pytest.mark.parametrize(
-    ("event", "reason", "needle"),
-    [
+INVALID = [
         ([1, 2], "unparseable", "JSON object"),
         ({**VIEW, "schema_version": 2}, "unsupported_schema_version", "schema_version 2"),
         ({k: v for k, v in VIEW.items() if k != "schema_version"}, "schema", "schema_version"),
@@ -52,8 +50,14 @@ def test_valid_events_pass(event):
         ({**PURCHASE, "rating": 6}, "schema", "rating must be an integer 1..5"),
         ({**PURCHASE, "rating": None}, "schema", "rating"),
         ({**CLICK, "rating": 3}, "schema", "rating must be null on a click"),
-    ],
-)
+        ({**PURCHASE, "rating": 0}, "schema", "rating must be an integer 1..5"),
+        ({**VIEW, "session_id": "s" * 129}, "schema", "session_id"),
+        ({**VIEW, "price": 1e9 + 1}, "schema", "price"),
+        ({**VIEW, "event_type": 3}, "schema", "event_type must be a string"),
+]
+
+
+@pytest.mark.parametrize(("event", "reason", "needle"), INVALID)
 def test_invalid_events_name_reason_and_field(event, reason, needle):
     rejection = check(event)
     assert rejection is not None
@@ -104,3 +108,4 @@ def test_check_refuses_non_objects_without_raising(value):
         assert check(value).reason == "unparseable"
     else:
         assert check(value) is not None
+
