@@ -73,11 +73,9 @@ class VectorOutputs:
             views = [vectors[i] for i in index]
             view_counts = counts[index] if counts is not None else None
         if views and self.score is not None:
-            # One pass over the events for all the context (columns; a pass per field costs
-            # more once a batch's events no longer fit in the CPU caches).
-            event_ids, user_ids, item_ids, categories, countries, devices, ts, prices = zip(
-                *[v[5] for v in views]
-            )
+            # The contexts were taken in the partition stage, while each event was in the CPU
+            # caches (VIEW_CONTEXT); here they become columns.
+            event_ids, user_ids, item_ids, categories, countries, devices, ts, prices = zip(*[v[5] for v in views])
             scores = self.score(view_counts, user_ids, item_ids, categories, countries, devices,
                                 np.array(ts, dtype=np.int64), np.array(prices, dtype=np.float64))
             records += score_records(event_ids, user_ids, item_ids, ts, scores.tolist(), self.model_version,

@@ -224,7 +224,7 @@ class PartitionState:
         """:func:`item_shard`, remembered (bounded: emptied at ITEM_SHARD_CACHE ids)."""
         if len(self.item_shards) >= ITEM_SHARD_CACHE:
             self.item_shards.clear()
-        shard = self.item_shards[item_id] = zlib.crc32(item_id.encode()) % self.config.item_shards
+        shard = self.item_shards[item_id] = item_shard(item_id, self.config.item_shards)
         return shard
 
     def _new_category(self, category: str) -> int:
