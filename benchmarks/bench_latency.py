@@ -149,9 +149,10 @@ class LatencyRun:
         }
 
     def slices(self) -> list[dict[str, float]]:
-        """p50, p99 and broker CPU per SLICE_MS of the measured window."""
+        """p50, p99 and broker CPU per whole SLICE_MS of the measured window (a last partial
+        slice, often a few ms with a handful of views, is left out)."""
         out = []
-        for t0 in range(self.start_ms, self.end_ms, SLICE_MS):
+        for t0 in range(self.start_ms, self.end_ms - SLICE_MS + 1, SLICE_MS):
             a = self.to_score[(self.at >= t0) & (self.at < t0 + SLICE_MS)]
             if len(a):
                 out.append({"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
