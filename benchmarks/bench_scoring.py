@@ -96,7 +96,7 @@ from benchmarks.common import (
 )
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
-from dataflows.features import GC_THRESHOLDS
+from dataflows.features import GC_THRESHOLDS  # what build_flow sets for the flow process
 from dataflows.files import JsonlSource
 from features.config import FeaturesConfig
 from features.item_stage import Vector, Vectors
@@ -109,7 +109,6 @@ from models.scorer import Scorer
 
 INFLOW_TARGET = 0.5  # in-flow events/s / bare forward events/s
 KAFKA_TARGET = 80_000.0  # features + scoring, events/s, one worker
-FLOW_GC_THRESHOLDS = GC_THRESHOLDS  # what dataflows.features.build_flow sets for the flow process
 PROBE_FLAG = "--probe-flow"
 PROBE_LINE = re.compile(r"^probe: (\{.*\})$", re.MULTILINE)
 
@@ -438,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--runs", type=int, default=3, help="runs with and without the model each (default: 3)")
     add_flow_run_arguments(g)
     args = p.parse_args(argv)
-    gc.set_threshold(*FLOW_GC_THRESHOLDS)
+    gc.set_threshold(*GC_THRESHOLDS)  # as dataflows.features.build_flow sets it for the flow
     with tempfile.TemporaryDirectory(prefix="bench-scoring-model-") as tmp:
         model = args.model or train_model(Path(tmp) / "dlrm.pt").path
         caption = f"Model: {describe_model(model)}"

@@ -25,6 +25,28 @@ EMBEDDED_PORT: Final = 19092
 DEFAULT_PARTITIONS: Final = 4
 
 
+def producer_settings(bootstrap: str) -> dict[str, object]:
+    """What every producer of the project shares: key placement, per-key order, compression.
+
+    murmur2 places keys like the Java client. Per-key order needs retries that cannot
+    overtake each other. Kafka's idempotent producer gives that, but against the embedded
+    broker it caps throughput at about 390k messages/s, while one request in flight without
+    idempotence ran at about 1.1M/s (measured here, 300k messages of ~260 bytes). A retried
+    request may then be written twice: at-least-once, which the features flow's dedup by
+    ``event_id`` absorbs on input, and which keyed upserts make harmless on output. lz4
+    keeps requests small. Callers add batching, timeouts and callbacks.
+    """
+    return {
+        "bootstrap.servers": bootstrap,
+        "partitioner": "murmur2_random",
+        "enable.idempotence": False,
+        "max.in.flight.requests.per.connection": 1,  # retries keep per-partition order
+        "acks": "all",
+        "compression.type": "lz4",
+        "log_level": 2,  # librdkafka would log from its own threads, even after our last line
+    }
+
+
 @dataclass(frozen=True)
 class Topics:
     """The project's topic names (defaults from DESIGN.md)."""

@@ -27,7 +27,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from broker.admin import partition_count
-from broker.config import Topics
+from broker.config import Topics, producer_settings
 from features.partition_stage import RawBatch
 from features.records import DESTINATIONS, Record
 
@@ -122,7 +122,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
     def __init__(self, bootstrap: str, topic: str, partition: int, start: int, tail: bool, batch_size: int,
                  heartbeat_ms: int, clock: Callable[[], int], stop: threading.Event | None):
         self.topic, self.partition, self.stop = topic, partition, stop
-        self.tail, self.batch_size, self.heartbeat_ms, self.clock = tail, batch_size, heartbeat_ms, clock
+        self.heartbeat_ms, self.clock = heartbeat_ms, clock
         self.reader_key, self.reader = _reader_for(bootstrap, topic, tail, batch_size)
         self.reader.add(partition, start)
         self.next_offset = start
@@ -196,18 +196,8 @@ class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):
         self.failures: list[str] = []
         self.producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
-                "partitioner": "murmur2_random",
-                # One request in flight keeps per-key order through retries; the idempotent
-                # producer would too, but runs at a third of the speed against the embedded
-                # broker (see producers.synthetic.sinks.kafka_config). A retried record may be
-                # written twice: records are keyed upserts, so that is harmless.
-                "enable.idempotence": False,
-                "max.in.flight.requests.per.connection": 1,
-                "acks": "all",
-                "compression.type": "lz4",
+                **producer_settings(bootstrap),  # per-key order, at-least-once: records are keyed upserts
                 "linger.ms": 2,
-                "log_level": 2,
                 # Reports for failed records only: a Python callback per delivered record
                 # cost 0.43 us of the 1.19 us that producing one record took (measured).
                 "on_delivery": self._on_delivery,

@@ -16,6 +16,8 @@ from typing import BinaryIO, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from broker.config import producer_settings
+
 
 class SinkClosed(Exception):
     """The reader went away (e.g. ``| head`` closed stdout); stop producing quietly."""
@@ -73,27 +75,14 @@ class Sink(Protocol):
 
 
 def kafka_config(bootstrap: str, delivery_timeout_ms: int) -> dict[str, object]:
-    """Producer settings: murmur2 placement like the Java client, one request in flight per broker.
-
-    Per-user order needs retries that cannot overtake each other. Kafka's idempotent
-    producer gives that, but against the embedded broker it caps throughput at about 390k
-    messages/s, while one request in flight without idempotence ran at about 1.1M/s
-    (measured here, 300k messages of ~260 bytes). A retried request may then be written
-    twice: at-least-once, which the features flow's dedup by ``event_id`` absorbs. lz4
-    keeps requests small.
-    """
+    """Producer settings: the project's shared ones (:func:`broker.config.producer_settings`)
+    plus a little batching and a large local queue for backfills."""
     return {
-        "bootstrap.servers": bootstrap,
-        "partitioner": "murmur2_random",
-        "enable.idempotence": False,
-        "max.in.flight.requests.per.connection": 1,  # retries keep per-partition order
-        "acks": "all",
-        "compression.type": "lz4",
+        **producer_settings(bootstrap),
         "linger.ms": 10,  # a little batching; live latency stays in the milliseconds
         "queue.buffering.max.messages": 1_000_000,
         "message.timeout.ms": delivery_timeout_ms,
         "socket.connection.setup.timeout.ms": 3000,
-        "log_level": 2,  # librdkafka would log from its own threads, even after our last line
     }
 
 
