@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
+from mypy_extensions import mypyc_attr
 import orjson
 
 SCHEMA_VERSION: Final = 1
@@ -100,6 +101,7 @@ _MAX_ID_LEN: Final = 128
 TS_MIN_MS: Final = 946_684_800_000
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why an event was refused: a reason from :data:`REJECT_REASONS` and a readable detail."""
@@ -108,6 +110,7 @@ class Rejection:
     detail: str
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass(frozen=True, slots=True)
 class Interaction:
     """One interaction event, typed. The dataflow's hot path works on the validated dict."""
@@ -142,11 +145,8 @@ class Interaction:
         if rejection is not None:
             msg = f"invalid interaction ({rejection.reason}): {rejection.detail}"
             raise ValueError(msg)
-        return cls(**{f: obj.get(f) for f in FIELDS})
-
-
-def _is_int(v: Any) -> bool:
-    return type(v) is int  # bool is a subclass of int and is not a valid count or time
+        values: dict[str, Any] = {f: obj.get(f) for f in FIELDS}
+        return cls(**values)
 
 
 def check(obj: Any) -> Rejection | None:
@@ -158,7 +158,7 @@ def check(obj: Any) -> Rejection | None:
     if type(obj) is not dict:
         return Rejection("unparseable", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version")
-    if version != SCHEMA_VERSION or not _is_int(version):
+    if version != SCHEMA_VERSION or type(version) is not int:  # True == 1, but is not a version
         if version is None:
             return Rejection("schema", "missing field 'schema_version'")
         return Rejection(
@@ -180,14 +180,14 @@ def check(obj: Any) -> Rejection | None:
             "unknown_event_type", f"event_type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
         )
     ts = obj.get("ts")
-    if not _is_int(ts):
+    if type(ts) is not int:  # bool is a subclass of int and is not a valid time
         if "ts" not in obj:
             return Rejection("schema", "missing field 'ts'")
         return Rejection("schema", f"ts must be an integer (epoch ms), got {ts!r}")
     if ts < TS_MIN_MS:
         return Rejection("ts_out_of_range", f"ts {ts} is before 2000-01-01 (seconds instead of milliseconds?)")
     price = obj.get("price")
-    if type(price) not in (float, int) or not 0 < price <= 1e9:  # NaN fails the comparison
+    if not (type(price) is float or type(price) is int) or not 0 < price <= 1e9:  # NaN fails the comparison
         if "price" not in obj:
             return Rejection("schema", "missing field 'price'")
         return Rejection("schema", f"price must be a positive number, got {price!r}")
@@ -199,7 +199,7 @@ def check(obj: Any) -> Rejection | None:
         return Rejection("schema", f"view_id must be a non-empty string on a {event_type}")
     rating = obj.get("rating")
     if event_type == "purchase":
-        if not _is_int(rating) or not 1 <= rating <= 5:
+        if type(rating) is not int or not 1 <= rating <= 5:
             return Rejection("schema", f"rating must be an integer 1..5 on a purchase, got {rating!r}")
     elif rating is not None:
         return Rejection("schema", f"rating must be null on a {event_type}, got {rating!r}")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from events.schema import EVENT_TYPE_INDEX
 from features.config import FeaturesConfig
@@ -33,6 +35,7 @@ from features.tiles import ClosedWindowTable
 Vector = tuple[dict[str, Any], int, int, int, int, tuple[Any, ...] | None]
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
 class Vectors:
     """Events with their complete point-in-time vectors."""
@@ -65,15 +68,24 @@ class ItemShardState:
         self._pending_cuts: list[int] = []  # heap of the keys of ``pending``
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
 
+    #: What a snapshot keeps besides the constructor's arguments.
+    SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = ("items", "marks", "watermark", "pending", "_pending_cuts", "counters")
+
+    def __reduce__(self) -> tuple[type[ItemShardState], tuple[FeaturesConfig, int, int, str], dict[str, Any]]:
+        # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
+        args = (self.config, self.shard, len(self.marks), "all" if self.all_vectors else "views")
+        return ItemShardState, args, {name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Snapshots from before entries carried (ts, type index, item_id, view context): complete them.
-        for waiting in state.get("pending", {}).values():
+        for waiting in state["pending"].values():
             for i, entry in enumerate(waiting):
                 if len(entry) == 3:
                     event = entry[0]
                     k = EVENT_TYPE_INDEX[event["event_type"]]
                     waiting[i] = (*entry, event["ts"], k, event["item_id"], None if k else VIEW_CONTEXT(event))
-        self.__dict__.update(state)
+        for name in self.SNAPSHOT_FIELDS:
+            setattr(self, name, state[name])
 
     def cut(self, t: int) -> int:
         """Item features of an event at ``t`` cover closed windows before this time."""

@@ -20,9 +20,10 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from events.schema import EVENT_TYPE_INDEX, check
 from features.config import FeaturesConfig
@@ -41,6 +42,7 @@ VIEW_CONTEXT = itemgetter("event_id", "user_id", "item_id", "category", "country
 Entry = tuple[dict[str, Any], int, int, int, int, str, tuple[Any, ...] | None]
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
 class RawBatch:
     """What a source partition hands over per poll (an empty one is a heartbeat)."""
@@ -54,6 +56,7 @@ class RawBatch:
     eof: bool = False  # the partition is finished (finite input)
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
 class ToItems:
     """Accepted events for one item shard, with the sending partition's watermark."""
@@ -65,6 +68,7 @@ class ToItems:
     watermark: int
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
 class Records:
     """Output records for the sink: ``(destination, key, value)``."""
@@ -72,6 +76,7 @@ class Records:
     records: list[Record]
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
 class FollowUps:
     """Accepted click/add_cart/purchase events as ``(view_id, type index, ts)`` (for labels)."""
@@ -112,15 +117,21 @@ class PartitionState:
         self.counters: dict[str, int] = {"in": 0, "accepted": 0, "windows": 0}
         self.last_event_wall: int | None = None  # not persisted: wall time restarts after recovery
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["last_event_wall"] = None
-        state["item_shards"] = {}
-        return state
+    #: What a snapshot keeps besides the constructor's arguments (the item-shard cache and the
+    #: wall clock of the last event start empty).
+    SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "users", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
+        "sent_watermark", "counters",
+    )
+
+    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool], dict[str, Any]]:
+        # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
+        return PartitionState, (self.config, self.partition, self.want_follow_ups), {
+            name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("item_shards", {})  # snapshots from before the cache existed
-        self.__dict__.update(state)
+        for name in self.SNAPSHOT_FIELDS:
+            setattr(self, name, state[name])
 
     def _dead(self, out: list[Record], reason: str, stage: str, detail: str, source: str, offset: int,
               payload: bytes | None, event: dict[str, Any] | None = None) -> None:
@@ -153,7 +164,7 @@ class PartitionState:
         accepted = 0
         for offset, raw in zip(batch.offsets, batch.values):
             try:
-                event = loads(raw)
+                event = loads(raw)  # type: ignore[arg-type]  # None raises TypeError, handled below
             except (orjson.JSONDecodeError, TypeError) as e:
                 detail = "empty message value" if not raw else f"invalid JSON: {e}"
                 self._dead(records, "unparseable", "decode", detail, source, offset, raw)

@@ -30,6 +30,7 @@ import heapq
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from operator import add
+from typing import ClassVar, Final
 
 import numpy as np
 
@@ -69,18 +70,20 @@ def replicate(w: int, n_groups: int) -> int:
 def unpack(vectors: Sequence[int], n_groups: int) -> np.ndarray:
     """Packed horizon vectors -> ``(B, 4 * n_groups)`` uint32 counts."""
     n_bytes = n_groups * GROUP_BITS // 8
-    buf = b"".join(v.to_bytes(n_bytes, "little") for v in vectors)
+    buf = b"".join([v.to_bytes(n_bytes, "little") for v in vectors])
     return np.frombuffer(buf, dtype="<u4").reshape(len(vectors), 4 * n_groups)
 
 
 RAW_MIN_CAP = 64
+#: An entity's attributes: its ``__slots__`` as plain Python, its snapshot fields either way.
+ENTITY_FIELDS: Final = ("max_ts", "fast_from", "fast_until", "total", "hidden", "cur_ws", "cur_w", "min_ws", "min_c",
+                        "hour_ws", "hour_c", "cursor", "lo", "raw", "raw_cap", "bucket", "open")
 
 
 class Entity:
     """One entity's tiles and running totals (``__slots__``: attribute access is the hot path)."""
 
-    __slots__ = ("max_ts", "fast_from", "fast_until", "total", "hidden", "cur_ws", "cur_w", "min_ws", "min_c",
-                 "hour_ws", "hour_c", "cursor", "lo", "raw", "raw_cap", "bucket", "open")
+    __slots__ = ENTITY_FIELDS
 
     def __init__(self, t: int, lo: list[int], fast_until: int, items: bool):
         self.max_ts = t  # newest event time
@@ -103,6 +106,17 @@ class Entity:
         self.raw_cap = RAW_MIN_CAP
         self.bucket = t // HOUR_MS  # eviction bucket: hour of the newest event
         self.open: dict[int, int] | None = {} if items else None  # items: open windows
+
+    def __reduce__(self) -> tuple[type[Entity], tuple[int, list[int], int, bool], dict[str, object]]:
+        # Explicit, so that the compiled class (which has no __dict__) pickles like the plain one.
+        return Entity, (self.max_ts, self.lo, self.fast_until, self.open is not None), {
+            name: getattr(self, name) for name in ENTITY_FIELDS}
+
+    def __setstate__(self, state: dict[str, object] | tuple[None, dict[str, object]]) -> None:
+        # Pickled as a plain slotted class (snapshots from before the compiled build): (None, slots).
+        values = state[1] if isinstance(state, tuple) else state
+        for name in ENTITY_FIELDS:
+            setattr(self, name, values[name])
 
 
 class TileTable:
@@ -134,6 +148,13 @@ class TileTable:
 
     def __len__(self) -> int:
         return len(self.entities)
+
+    def __reduce__(self) -> tuple[type[TileTable], tuple[object, ...], object]:
+        # Explicit, so that the compiled classes (built only through __init__) unpickle too.
+        return type(self), self._init_args(), self.__getstate__()
+
+    def _init_args(self) -> tuple[object, ...]:
+        return self.window_ms, self.horizons, self.lateness_ms, self.retention_ms
 
     def _new(self, key: str, t: int, floor: int) -> Entity:
         """A new entity whose queries will all be at or after ``floor``."""
@@ -282,7 +303,7 @@ class ArrivalTable(TileTable):
     :meth:`close_windows` can emit each tumbling window once when the watermark passes it.
     """
 
-    MAX_SLOT = 1023  # slots are packed into 10 bits of the out-of-order buffer
+    MAX_SLOT: ClassVar[int] = 1023  # slots are packed into 10 bits of the out-of-order buffer
 
     def __init__(self, window_ms: int, horizons: Sequence[Horizon], lateness_ms: int, retention_ms: int,
                  track_windows: bool = False):
@@ -291,6 +312,9 @@ class ArrivalTable(TileTable):
         self._registry_heap: list[int] = []
         self._incs: list[tuple[tuple[int, int], ...]] = []  # per slot, per type: (window inc, totals inc)
         self.add_slots(1)
+
+    def _init_args(self) -> tuple[object, ...]:
+        return self.window_ms, self.horizons, self.lateness_ms, self.retention_ms, self.registry is not None
 
     def add_slots(self, up_to: int) -> None:
         """Make slots up to ``up_to`` usable (call before observing an event in a new slot)."""
@@ -445,6 +469,7 @@ class ClosedWindowTable(TileTable):
                 self._touch(key, e, t)
         ws = t - t % self.window_ms
         windows = e.open
+        assert windows is not None  # item entities always have open windows
         w = windows.get(ws)
         if w is None:
             windows[ws] = INC_WINDOW[k]
@@ -463,6 +488,7 @@ class ClosedWindowTable(TileTable):
             ws = heapq.heappop(heap)
             for key in self.registry.pop(ws):
                 e = self.entities[key]
+                assert e.open is not None
                 w = e.open.pop(ws)
                 e.min_ws.append(ws)  # windows close in start order: the list stays sorted
                 e.min_c.append(w)

@@ -539,6 +539,19 @@ def test_dockerfile_copies_every_package_before_installing():
     assert packages <= copied, f"not copied before `pip install .`: {sorted(packages - copied)}"
 
 
+def test_dockerfile_compiles_the_hot_path():
+    # setup.py compiles events/native.py's modules with mypyc: it needs setup.py in the
+    # build context and a C compiler in the layer that installs the project.
+    install_at, run = next((i, args) for i, args in instructions("RUN")
+                           if any("." in pip_requirements(c) for c in pip_installs(args)))
+    copied = {PurePosixPath(s).name for i, args in instructions("COPY") if i < install_at
+              for s in shlex.split(args)[:-1]}
+    assert "setup.py" in copied
+    before_pip = run[: run.index("pip install")]
+    assert re.search(r"apt-get install\b[^&]*\bgcc\b", before_pip), "no C compiler before `pip install .`"
+    assert "RECSTREAM_PURE_PYTHON" not in DOCKERFILE_TEXT
+
+
 def test_dockerfile_runs_as_a_non_root_user():
     users = instructions("USER")
     assert users, "no USER: the container would run as root"

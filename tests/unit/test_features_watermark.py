@@ -124,8 +124,8 @@ def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
     shard = ItemShardState(CFG, 0, 1)
     legacy = orjson.loads(raws[0])
     shard.pending[T0] = [(legacy, 1, 2)]
-    state = shard.__dict__.copy()
-    restored = ItemShardState.__new__(ItemShardState)
+    state = shard.__reduce__()[2]
+    restored = ItemShardState(CFG, 0, 1)
     restored.__setstate__(state)
     context = tuple(legacy[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price"))
     assert restored.pending[T0] == [(legacy, 1, 2, legacy["ts"], 0, legacy["item_id"], context)]
