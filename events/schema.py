@@ -157,7 +157,8 @@ def check(obj: Any) -> Rejection | None:
     """
     if type(obj) is not dict:
         return Rejection("unparseable", f"expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("schema_version")
+    event: dict[str, Any] = obj  # typed: compiled (events/native.py), its reads are native dict reads
+    version = event.get("schema_version")
     if version != SCHEMA_VERSION or type(version) is not int:  # True == 1, but is not a version
         if version is None:
             return Rejection("schema", "missing field 'schema_version'")
@@ -165,39 +166,39 @@ def check(obj: Any) -> Rejection | None:
             "unsupported_schema_version", f"schema_version {version!r}; this reader knows {SCHEMA_VERSION}"
         )
     for f in _STR_FIELDS:
-        v = obj.get(f)
+        v = event.get(f)
         if type(v) is not str or not v or len(v) > _MAX_ID_LEN:
-            if f not in obj:
+            if f not in event:
                 return Rejection("schema", f"missing field {f!r}")
             return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
-    event_type = obj.get("event_type")
+    event_type = event.get("event_type")
     if type(event_type) is not str or event_type not in EVENT_TYPE_INDEX:
-        if "event_type" not in obj:
+        if "event_type" not in event:
             return Rejection("schema", "missing field 'event_type'")
         if type(event_type) is not str:
             return Rejection("schema", f"event_type must be a string, got {event_type!r}")
         return Rejection(
             "unknown_event_type", f"event_type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
         )
-    ts = obj.get("ts")
+    ts = event.get("ts")
     if type(ts) is not int:  # bool is a subclass of int and is not a valid time
-        if "ts" not in obj:
+        if "ts" not in event:
             return Rejection("schema", "missing field 'ts'")
         return Rejection("schema", f"ts must be an integer (epoch ms), got {ts!r}")
     if ts < TS_MIN_MS:
         return Rejection("ts_out_of_range", f"ts {ts} is before 2000-01-01 (seconds instead of milliseconds?)")
-    price = obj.get("price")
+    price = event.get("price")
     if not (type(price) is float or type(price) is int) or not 0 < price <= 1e9:  # NaN fails the comparison
-        if "price" not in obj:
+        if "price" not in event:
             return Rejection("schema", "missing field 'price'")
         return Rejection("schema", f"price must be a positive number, got {price!r}")
-    view_id = obj.get("view_id")
+    view_id = event.get("view_id")
     if event_type == "view":
         if view_id is not None:
             return Rejection("schema", f"view_id must be null on a view, got {view_id!r}")
     elif type(view_id) is not str or not view_id:
         return Rejection("schema", f"view_id must be a non-empty string on a {event_type}")
-    rating = obj.get("rating")
+    rating = event.get("rating")
     if event_type == "purchase":
         if type(rating) is not int or not 1 <= rating <= 5:
             return Rejection("schema", f"rating must be an integer 1..5 on a purchase, got {rating!r}")

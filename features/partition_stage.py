@@ -164,25 +164,27 @@ class PartitionState:
         accepted = 0
         for offset, raw in zip(batch.offsets, batch.values):
             try:
-                event = loads(raw)  # type: ignore[arg-type]  # None raises TypeError, handled below
+                parsed = loads(raw)  # type: ignore[arg-type]  # None raises TypeError, handled below
             except (orjson.JSONDecodeError, TypeError) as e:
                 detail = "empty message value" if not raw else f"invalid JSON: {e}"
                 self._dead(records, "unparseable", "decode", detail, source, offset, raw)
                 continue
-            rejection = check(event)
+            rejection = check(parsed)
             if rejection is not None:
                 stage = "time_check" if rejection.reason == "ts_out_of_range" else "decode"
                 self._dead(records, rejection.reason, stage, rejection.detail, source, offset, raw,
-                           event if type(event) is dict else None)
+                           parsed if type(parsed) is dict else None)
                 continue
-            t = event["ts"]
+            # Typed from here on (check() vouches for the types): compiled, these are native reads.
+            event: dict[str, Any] = parsed
+            t: int = event["ts"]
             if t > future_limit:
                 # The detail names no wall-clock reading: a replay must write the same bytes.
                 self._dead(records, "ts_out_of_range", "time_check",
                            f"ts {t} is more than {cfg.max_future_ms} ms ahead of the wall clock",
                            source, offset, raw, event)
                 continue
-            event_id = event["event_id"]
+            event_id: str = event["event_id"]
             if event_id in seen:
                 self._dead(records, "duplicate", "dedup", f"event_id {event_id!r} already seen at ts {seen[event_id]}",
                            source, offset, raw, event)
@@ -201,9 +203,10 @@ class PartitionState:
                     if wm >= self.next_boundary or wm > self.next_forget:
                         self._on_watermark(records)
             k = type_index[event["event_type"]]
-            slot = slots.get(event["category"]) or self._new_category(event["category"])
+            category: str = event["category"]
+            slot = slots.get(category) or self._new_category(category)
             vec = users.observe(event["user_id"], t, k, slot)
-            item_id = event["item_id"]
+            item_id: str = event["item_id"]
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
