@@ -38,9 +38,15 @@ def log_stderr(line: str) -> None:
 
 
 def load_average() -> str:
-    """``load average 0.52 0.61 0.70 (1/5/15 min), 2 cores`` for a table's caption."""
+    """``load average 0.52 0.61 0.70 (1/5/15 min), 2 cores, hot path compiled`` for a table's caption.
+
+    The last part is :func:`events.native.build` (``python`` with ``RECSTREAM_PURE_PYTHON=1``).
+    """
+    from events import native
+
     one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), {os.cpu_count()} cores"
+    return (f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), {os.cpu_count()} cores, "
+            f"hot path {native.build()}")
 
 
 def spread(values: Sequence[float], digits: int = 0) -> str:

@@ -146,12 +146,13 @@ class PartitionState:
         shards = cfg.item_shards
         records: list[Record] = []
         chunks: list[list[Entry]] = [[] for _ in range(shards)]
-        shard_of, view_context = self.item_shards, VIEW_CONTEXT
+        shard_of = self.item_shards
         follow_ups: list[tuple[str, int, int]] = []
         users = self.users
         slots = self.category_slots
         mask, slot_bits = users.mask, users.slot_bits
-        seen, seen_order = self.seen, self.seen_order
+        seen = self.seen
+        remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -195,7 +196,7 @@ class PartitionState:
                            source, offset, raw, event)
                 continue
             seen[event_id] = t
-            seen_order.append((t, event_id))
+            remember((t, event_id))
             if t > self.max_ts:
                 self.max_ts = t
                 if t - lateness > self.watermark:
@@ -204,14 +205,17 @@ class PartitionState:
                         self._on_watermark(records)
             k = type_index[event["event_type"]]
             category: str = event["category"]
+            user_id: str = event["user_id"]
             slot = slots.get(category) or self._new_category(category)
-            vec = users.observe(event["user_id"], t, k, slot)
+            vec = users.observe(user_id, t, k, slot)
             item_id: str = event["item_id"]
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
-            chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id,
-                                  None if k else view_context(event)))
+            # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
+            context = None if k else (event_id, user_id, item_id, category, event["country"], event["device"], t,
+                                      event["price"])
+            chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
             if k and self.want_follow_ups:
                 follow_ups.append((event["view_id"], k, t))
             accepted += 1

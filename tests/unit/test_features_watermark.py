@@ -130,3 +130,18 @@ def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
     context = tuple(legacy[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price"))
     assert restored.pending[T0] == [(legacy, 1, 2, legacy["ts"], 0, legacy["item_id"], context)]
     assert pickle.loads(pickle.dumps(PartitionState(CFG, 0))).item_shards == {}
+
+
+def test_views_carry_their_scoring_context_and_other_events_none():
+    from features.partition_stage import VIEW_CONTEXT
+    from tests.eventlog import make_log
+
+    parts = make_log(5, n=600, partitions=2, faults=True, future_ts=T0 + 30 * 86_400_000)
+    p = LocalPipeline(CFG, partitions=2)
+    for i, values in enumerate(parts):
+        p.feed(RawBatch("t", i, offsets=list(range(len(values))), values=values, wall_ms=T0 + 86_400_000))
+    vectors = p.finish().vectors
+    views = [v for v in vectors if v[0]["event_type"] == "view"]
+    assert views and len(views) < len(vectors)
+    assert all(v[5] == VIEW_CONTEXT(v[0]) for v in views)
+    assert all(v[5] is None for v in vectors if v[0]["event_type"] != "view")
