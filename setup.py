@@ -1,19 +1,39 @@
 """Build step: compile the hot-path modules with mypyc (events/native.py says which, and why).
 
-Everything else about the package is in pyproject.toml. ``RECSTREAM_PURE_PYTHON=1`` at
-install time skips the compilation: the same behaviour from the Python source, slower.
+Everything else about the package is in pyproject.toml. The compilation needs a C compiler
+and the Python headers; without them, or with ``RECSTREAM_PURE_PYTHON=1`` at install time,
+the package installs as plain Python: the same behaviour from the same source, slower.
 """
 
 import os
+import shutil
 import sys
+import sysconfig
+from pathlib import Path
 
 from setuptools import setup
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from events.native import COMPILED, PURE_ENV  # noqa: E402
 
+
+def missing_build_tools() -> str | None:
+    """What the compilation lacks on this machine, or None."""
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler!r} is not on PATH)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return f"no Python headers (Python.h is not in {sysconfig.get_paths()['include']})"
+    return None
+
+
 ext_modules = []
-if os.environ.get(PURE_ENV) != "1":
+if os.environ.get(PURE_ENV) == "1":
+    print(f"recstream: {PURE_ENV}=1: installing the hot path as plain Python", file=sys.stderr)
+elif (missing := missing_build_tools()) is not None:
+    print(f"recstream: {missing}: installing the hot path as plain Python (slower; see events/native.py)",
+          file=sys.stderr)
+else:
     from mypyc.build import mypycify
 
     # numpy and orjson are not in the build environment: their types are Any here.

@@ -56,6 +56,7 @@ from dataflows.kafka_io import InteractionsSource, KafkaRecordsSink, destination
 from dataflows.routing import shard_keys
 from dataflows.staged_source import StagedSource
 from dataflows.observability import FlowMonitor
+from events import native
 from features.config import FeaturesConfig
 from features.item_stage import ItemShardState, Vectors
 from features.outputs import VectorOutputs
@@ -192,6 +193,9 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     # as the work itself (measured: 18 vs 12 us per event in the partition stage). A young
     # generation of 500k objects instead of 50k gained another ~3% Kafka to Kafka.
     gc.set_threshold(*GC_THRESHOLDS)
+    reason = native.why_python()
+    if reason is not None:
+        print(f"features: the hot path runs as plain Python, ~1.4x slower: {reason}", file=sys.stderr)
     if config.backfill and config.examples_out is None and config.output == "none":
         msg = "a backfill with --output none needs --examples-out, or it would write nothing"
         raise ValueError(msg)

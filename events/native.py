@@ -93,6 +93,17 @@ def install() -> None:
                       f"{', '.join(COMPILED)} (slower) until `make venv` rebuilds them", RuntimeWarning, stacklevel=2)
 
 
+def why_python() -> str | None:
+    """Why this process runs the hot path from the Python source, or None when it is compiled."""
+    if build() == "compiled":
+        return None
+    if os.environ.get(PURE_ENV) == "1":
+        return f"{PURE_ENV}=1"
+    if stale_modules():
+        return "its source changed after the build (`make venv` rebuilds it)"
+    return "it was not compiled at install (no C compiler, or RECSTREAM_PURE_PYTHON=1 then)"
+
+
 def build() -> str:
     """``"compiled"`` when every hot-path module is an extension module, else ``"python"``.
 

@@ -84,6 +84,8 @@ class ItemShardState:
                     event = entry[0]
                     k = EVENT_TYPE_INDEX[event["event_type"]]
                     waiting[i] = (*entry, event["ts"], k, event["item_id"], None if k else VIEW_CONTEXT(event))
+        if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
+            self.config, self.shard, self.all_vectors = state["config"], state["shard"], state["all_vectors"]
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
 

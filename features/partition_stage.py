@@ -130,6 +130,9 @@ class PartitionState:
             name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
+            self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
+            self.item_shards, self.last_event_wall = {}, None
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
 

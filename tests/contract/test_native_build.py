@@ -48,6 +48,8 @@ def run_log(mode: str, snapshot: str) -> None:
         wall = T0 + 86_400_000 + 4_000 * (n + (half if mode == "second" else 0))  # ahead of the log; 4 s per batch
         pipeline.feed(RawBatch("t", p, list(range(offset, offset + len(values))), values, wall_ms=wall))
     if mode == "first":
+        if os.environ.get("LEGACY_PICKLE") == "1":
+            _pickle_as_before_reduce()
         Path(snapshot).write_bytes(pickle.dumps((pipeline.partitions, pipeline.shards), protocol=5))
         out = pipeline.out
     else:
@@ -64,8 +66,21 @@ def run_log(mode: str, snapshot: str) -> None:
                       "vectors": len(emitted[1])}))
 
 
-def _run(mode: str, pure: bool, snapshot: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
+def _pickle_as_before_reduce() -> None:
+    """Make the (plain Python) state classes pickle the way they did before they had ``__reduce__``."""
+    from features.item_stage import ItemShardState
+    from features.partition_stage import PartitionState
+    from features.tiles import Entity, TileTable
+
+    for cls in (Entity, TileTable, PartitionState, ItemShardState):
+        del cls.__reduce__
+    PartitionState.__getstate__ = lambda self: {**self.__dict__, "item_shards": {}, "last_event_wall": None}
+
+
+def _run(mode: str, pure: bool, snapshot: Path, legacy: bool = False) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in (native.PURE_ENV, "LEGACY_PICKLE")}
+    if legacy:
+        env["LEGACY_PICKLE"] = "1"
     if pure:
         env[native.PURE_ENV] = "1"
     code = f"from tests.contract.test_native_build import run_log; run_log({mode!r}, {str(snapshot)!r})"
@@ -100,6 +115,13 @@ def test_a_snapshot_resumes_in_either_build(compiled_available, tmp_path, first_
     assert (resumed["digest"], resumed["records"], resumed["vectors"]) == (whole["digest"], whole["records"], whole["vectors"])
 
 
+def test_a_snapshot_from_before_this_build_resumes_in_the_python_build(tmp_path):
+    whole = _run("whole", pure=True, snapshot=tmp_path / "unused")
+    _run("first", pure=True, snapshot=tmp_path / "state.pickle", legacy=True)
+    resumed = _run("second", pure=True, snapshot=tmp_path / "state.pickle")
+    assert resumed["digest"] == whole["digest"]
+
+
 def test_stale_compiled_modules_are_detected(tmp_path):
     for module in native.COMPILED:
         source = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
@@ -127,3 +149,18 @@ def test_make_reinstalls_when_a_compiled_source_changes():
     line = next(ln for ln in makefile.splitlines() if ln.startswith("COMPILED_SOURCES :="))
     listed = set(line.partition(":=")[2].split())
     assert listed == {"setup.py"} | {str(native.source_path(m).relative_to(ROOT)) for m in native.COMPILED}
+
+
+def test_the_flow_says_when_it_runs_the_python_source(compiled_available, tmp_path):
+    from tests.eventlog import make_log, write_jsonl
+
+    source = write_jsonl(tmp_path / "in.jsonl", make_log(3, n=200, partitions=1, faults=False)[0])
+    cmd = [sys.executable, "-m", "dataflows.features", "--backfill", "--input", str(source), "--output", "none",
+           "--examples-out", str(tmp_path / "ex.jsonl"), "--model", "none"]
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
+    for pure in (False, True):
+        run_env = {**env, native.PURE_ENV: "1"} if pure else env
+        done = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, check=True)
+        said = [line for line in done.stderr.splitlines() if "runs as plain Python" in line]
+        assert said == ([f"features: the hot path runs as plain Python, ~1.4x slower: {native.PURE_ENV}=1"]
+                        if pure else [])
