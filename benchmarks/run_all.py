@@ -7,7 +7,7 @@ tables go to stdout and its progress to stderr as it runs. One DLRM is trained f
 generated history (about 20 s, :func:`benchmarks.common.train_model`) and passed to the
 scoring and latency benchmarks with ``--model``, unless ``--model PATH`` is given.
 
-The default settings take about 13 minutes on the 2-core machine; ``--quick`` about 3
+The default settings take 13 to 20 minutes on the 2-core machine; ``--quick`` about 3
 (fewer events, fewer repeats: for checking that everything runs, not for figures to
 quote). Every table carries its own load average; the run ends with the wall time of
 each benchmark and a non-zero exit code if any of them failed.
