@@ -36,6 +36,13 @@ elif (missing := missing_build_tools()) is not None:
 else:
     from mypyc.build import mypycify
 
+    from events.native import source_digest
+
+    # What is compiled, by content: events/native.py runs the source of any module that differs.
+    digests = "".join(f"    {m!r}: {source_digest(m)!r},\n" for m in COMPILED)
+    Path("events/_native_build.py").write_text(
+        f'"""Written by setup.py: the sha256 of each source it compiled (see events/native.py)."""\n\n'
+        f"SOURCES = {{\n{digests}}}\n")
     # numpy and orjson are not in the build environment: their types are Any here.
     ext_modules = mypycify(["--ignore-missing-imports", *(m.replace(".", "/") + ".py" for m in COMPILED)])
 

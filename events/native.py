@@ -10,7 +10,8 @@ either way, and ``tests/contract/test_native_build.py`` checks that both write t
 The Python source is used instead of the compiled modules when
 
 * ``RECSTREAM_PURE_PYTHON=1`` is set (to debug or profile line by line, or to compare), or
-* a source file is newer than its compiled module, i.e. it was edited after the build: the
+* a source file differs from the one its compiled module was built from (setup.py records
+  their sha256 in ``events/_native_build.py``), i.e. it was edited after the build: the
   compiled module would silently run the old code, so none is used (with one warning) until
   ``make venv`` (or ``pip install -e .``) rebuilds them. The compiled modules call each
   other directly, so it is all of them or none.
@@ -23,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -55,14 +57,28 @@ def compiled_path(module: str, root: Path = ROOT) -> Path | None:
     return None
 
 
-def stale_modules(root: Path = ROOT) -> list[str]:
-    """Compiled modules whose source was modified after they were built."""
-    stale = []
-    for module in COMPILED:
-        built = compiled_path(module, root)
-        if built is not None and source_path(module, root).stat().st_mtime > built.stat().st_mtime:
-            stale.append(module)
-    return stale
+def source_digest(module: str, root: Path = ROOT) -> str:
+    """sha256 of a module's source file."""
+    return hashlib.sha256(source_path(module, root).read_bytes()).hexdigest()
+
+
+def recorded_digests() -> dict[str, str]:
+    """The source digests setup.py recorded when it compiled (``events/_native_build.py``), or {}."""
+    try:
+        record = importlib.import_module("events._native_build")
+    except ImportError:
+        return {}
+    return dict(record.SOURCES)
+
+
+def stale_modules(root: Path = ROOT, recorded: dict[str, str] | None = None) -> list[str]:
+    """Compiled modules whose source is not the one they were built from.
+
+    Content, not file times: an installed wheel writes each ``.py`` after its extension
+    module, and a checkout touches files it does not change.
+    """
+    recorded = recorded_digests() if recorded is None else recorded
+    return [m for m in COMPILED if compiled_path(m, root) is not None and recorded.get(m) != source_digest(m, root)]
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):

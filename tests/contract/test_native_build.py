@@ -122,18 +122,25 @@ def test_a_snapshot_from_before_this_build_resumes_in_the_python_build(tmp_path)
     assert resumed["digest"] == whole["digest"]
 
 
-def test_stale_compiled_modules_are_detected(tmp_path):
+def test_stale_compiled_modules_are_detected_by_content(tmp_path):
+    recorded = {}
     for module in native.COMPILED:
         source = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
         source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text("")
+        source.write_text(f"# {module}\n")
         built = source.with_name(source.stem + importlib.machinery.EXTENSION_SUFFIXES[0])
         built.write_bytes(b"")
-        os.utime(source, (1_000, 1_000))
+        os.utime(source, (3_000, 3_000))  # newer than its build, as a wheel install leaves it: not stale
         os.utime(built, (2_000, 2_000))
-    assert native.stale_modules(tmp_path) == []
-    os.utime(tmp_path / "features" / "tiles.py", (3_000, 3_000))
-    assert native.stale_modules(tmp_path) == ["features.tiles"]
+        recorded[module] = native.source_digest(module, tmp_path)
+    assert native.stale_modules(tmp_path, recorded) == []
+    (tmp_path / "features" / "tiles.py").write_text("# edited\n")
+    assert native.stale_modules(tmp_path, recorded) == ["features.tiles"]
+    assert native.stale_modules(tmp_path, {}) == list(native.COMPILED)  # built without a record
+
+
+def test_the_installed_build_recorded_its_sources(compiled_available):
+    assert set(native.recorded_digests()) == set(native.COMPILED)
 
 
 def test_the_switch_runs_the_python_source():
