@@ -33,7 +33,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-cache-dir . \
     && apt-get purge -y --auto-remove gcc libc6-dev \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && rm -rf events broker features producers dataflows models demo setup.py build
+# ^ the sources leave /app once installed: first on sys.path there, they would run instead of
+#   the compiled modules in site-packages.
 
 # Run as an unprivileged user. /app/artifacts (model, mounted by compose) and /recovery
 # (optional Bytewax recovery volume) are created here and owned by it, so named volumes

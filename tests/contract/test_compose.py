@@ -550,6 +550,12 @@ def test_dockerfile_compiles_the_hot_path():
     before_pip = run[: run.index("pip install")]
     assert re.search(r"apt-get install\b[^&]*\bgcc\b", before_pip), "no C compiler before `pip install .`"
     assert "RECSTREAM_PURE_PYTHON" not in DOCKERFILE_TEXT
+    # The copied sources leave the WORKDIR after the install, or `python -m ...` there would
+    # import them (plain Python) instead of the compiled modules in site-packages.
+    after_pip = run[run.index("pip install"):]
+    removed = set(re.search(r"rm -rf ((?:[\w.]+ ?)+)$", after_pip.strip()).group(1).split())
+    packages = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= removed, f"left in {dockerfile_workdir()}: {sorted(packages - removed)}"
 
 
 def test_dockerfile_runs_as_a_non_root_user():
