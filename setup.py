@@ -14,7 +14,7 @@ from pathlib import Path
 from setuptools import setup
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from events.native import COMPILED, PURE_ENV  # noqa: E402
+from events.native import COMPILED, PURE_ENV, source_digest  # noqa: E402
 
 
 def missing_build_tools() -> str | None:
@@ -35,8 +35,6 @@ elif (missing := missing_build_tools()) is not None:
           file=sys.stderr)
 else:
     from mypyc.build import mypycify
-
-    from events.native import source_digest
 
     # What is compiled, by content: events/native.py runs the source of any module that differs.
     digests = "".join(f"    {m!r}: {source_digest(m)!r},\n" for m in COMPILED)

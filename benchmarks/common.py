@@ -24,6 +24,7 @@ from pathlib import Path
 
 from broker.admin import ensure_topics
 from broker.config import Topics
+from events import native
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_LINE = re.compile(r"features: done: ([\d,]+) records in ([\d.]+) s.*?([\d,]+) vectors, ([\d,]+) scores")
@@ -42,8 +43,6 @@ def load_average() -> str:
 
     The last part is :func:`events.native.build` (``python`` with ``RECSTREAM_PURE_PYTHON=1``).
     """
-    from events import native
-
     one, five, fifteen = os.getloadavg()
     return (f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), {os.cpu_count()} cores, "
             f"hot path {native.build()}")

@@ -92,32 +92,31 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 
 
 _FINDER = _SourceFinder()
+_source_reason: str | None = None  # why install() chose the Python source, if it did
 
 
 def install() -> None:
     """Decide, once per process and before any compiled module is imported, what runs."""
+    global _source_reason
     if _FINDER in sys.meta_path:
         return
     if os.environ.get(PURE_ENV) == "1":
-        sys.meta_path.insert(0, _FINDER)
-        return
-    stale = stale_modules()
-    if stale:
-        sys.meta_path.insert(0, _FINDER)
+        _source_reason = f"{PURE_ENV}=1"
+    elif stale := stale_modules():
+        _source_reason = "its source changed after the build (`make venv` rebuilds it)"
         names = ", ".join(str(source_path(m).relative_to(ROOT)) for m in stale)
         warnings.warn(f"{names} changed after the compiled build: running the Python source of "
                       f"{', '.join(COMPILED)} (slower) until `make venv` rebuilds them", RuntimeWarning, stacklevel=2)
+    else:
+        return
+    sys.meta_path.insert(0, _FINDER)
 
 
 def why_python() -> str | None:
     """Why this process runs the hot path from the Python source, or None when it is compiled."""
     if build() == "compiled":
         return None
-    if os.environ.get(PURE_ENV) == "1":
-        return f"{PURE_ENV}=1"
-    if stale_modules():
-        return "its source changed after the build (`make venv` rebuilds it)"
-    return "it was not compiled at install (no C compiler, or RECSTREAM_PURE_PYTHON=1 then)"
+    return _source_reason or "it was not compiled at install (no C compiler, or RECSTREAM_PURE_PYTHON=1 then)"
 
 
 def build() -> str:
