@@ -99,6 +99,7 @@ class _Context:
     partitions: int
     monitor: FlowMonitor
     recovery: bool
+    vectors_for: Literal["all", "views"]  # which events leave the item stage with a vector
 
 
 #: Set by the first SIGINT/SIGTERM of a live flow: the Kafka source ends its partitions in
@@ -133,14 +134,14 @@ class _ItemLogic(StatefulBatchLogic):
         self.state: ItemShardState | None = pickle.loads(resume) if resume is not None else None
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
+            self.state.all_vectors = ctx.vectors_for == "all"  # this run's outputs decide, not the snapshot's
 
     def on_batch(self, values: list[ToItems]) -> tuple[list, bool]:
         cfg = self.ctx.config
         out: list = []
         for chunk in values:
             if self.state is None:
-                vectors_for = "all" if cfg.event_features_topic and cfg.output == "kafka" else "views"
-                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, vectors_for)
+                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.vectors_for)
             out.extend(self.state.process(chunk))
         self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
@@ -213,8 +214,11 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         partitions = config.virtual_partitions
     if recovery is None:
         recovery = _recovery_requested(sys.argv)
-    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery)
+    # Every event needs its vector only for the event-features topic; scores and examples read views.
+    vectors_for: Literal["all", "views"] = "all" if config.event_features_topic and config.output == "kafka" else "views"
+    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery, vectors_for)
     source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
+                          views_only=vectors_for == "views",
                           snapshot_states=recovery, observe=ctx.monitor.observe_partition)
     scorer = load_scorer(config)
     formatter = VectorOutputs(

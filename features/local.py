@@ -31,7 +31,7 @@ class LocalPipeline:
     def __init__(self, config: FeaturesConfig, partitions: int, want_follow_ups: bool = False,
                  vectors_for: str = "all"):
         self.config = config
-        self.partitions = [PartitionState(config, p, want_follow_ups) for p in range(partitions)]
+        self.partitions = [PartitionState(config, p, want_follow_ups, vectors_for == "views") for p in range(partitions)]
         self.shards = [ItemShardState(config, s, partitions, vectors_for) for s in range(config.item_shards)]
         self.out = LocalOutput()
 

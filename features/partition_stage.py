@@ -96,10 +96,15 @@ def item_shard(item_id: str, shards: int) -> int:
 class PartitionState:
     """State and logic of one input partition; pickled for Bytewax recovery."""
 
-    def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False):
+    def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
+                 views_only: bool = False):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
+        # The item stage completes vectors for views only (scoring, examples): a follow-up's
+        # entry then carries 0 for its user vectors, which no one reads (saves two big-int
+        # operations per follow-up event).
+        self.views_only = views_only
         retention = config.retention_ms
         # Users, with their counts broken down by category (user x category) in the same entity.
         self.users = ArrivalTable(
@@ -124,15 +129,15 @@ class PartitionState:
         "sent_watermark", "counters",
     )
 
-    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool], dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
-        return PartitionState, (self.config, self.partition, self.want_follow_ups), {
+        return PartitionState, (self.config, self.partition, self.want_follow_ups, self.views_only), {
             name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
             self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
-            self.item_shards, self.last_event_wall = {}, None
+            self.item_shards, self.last_event_wall, self.views_only = {}, None, False
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
 
@@ -156,6 +161,7 @@ class PartitionState:
         mask, slot_bits = users.mask, users.slot_bits
         seen = self.seen
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
+        views_only = self.views_only
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -215,12 +221,17 @@ class PartitionState:
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
-            # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
-            context = None if k else (event_id, user_id, item_id, category, event["country"], event["device"], t,
-                                      event["price"])
-            chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
-            if k and self.want_follow_ups:
-                follow_ups.append((event["view_id"], k, t))
+            if k:
+                if views_only:
+                    chunks[shard].append((event, 0, 0, t, k, item_id, None))
+                else:
+                    chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, None))
+                if self.want_follow_ups:
+                    follow_ups.append((event["view_id"], k, t))
+            else:
+                # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
+                context = (event_id, user_id, item_id, category, event["country"], event["device"], t, event["price"])
+                chunks[shard].append((event, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
             accepted += 1
 
         counters["accepted"] += accepted

@@ -94,7 +94,8 @@ class Entity:
         # sawtooth starts sees) plus ``hidden`` (tiles kept only for out-of-order queries).
         self.total = 0
         self.hidden = 0
-        self.cur_ws = NO_WINDOW  # current window (arrival tables keep it out of the tile list)
+        # Current window: arrival tables keep it out of the tile list, items out of ``open``.
+        self.cur_ws = NO_WINDOW
         self.cur_w = 0
         self.min_ws: list[int] = []  # minute tiles, sorted by start
         self.min_c: list[int] = []
@@ -105,7 +106,7 @@ class Entity:
         self.raw: list[int] = []  # recent events as (ts << 2 | type), for out-of-order queries
         self.raw_cap = RAW_MIN_CAP
         self.bucket = t // HOUR_MS  # eviction bucket: hour of the newest event
-        self.open: dict[int, int] | None = {} if items else None  # items: open windows
+        self.open: dict[int, int] | None = {} if items else None  # items: open windows but the current one
 
     def __reduce__(self) -> tuple[type[Entity], tuple[int, list[int], int, bool], dict[str, object]]:
         # Explicit, so that the compiled class (which has no __dict__) pickles like the plain one.
@@ -468,18 +469,22 @@ class ClosedWindowTable(TileTable):
             if t // HOUR_MS > e.bucket:
                 self._touch(key, e, t)
         ws = t - t % self.window_ms
+        if ws == e.cur_ws:  # most events: the item's latest window, kept out of the dict
+            e.cur_w += INC_WINDOW[k]
+            return
         windows = e.open
         assert windows is not None  # item entities always have open windows
-        w = windows.get(ws)
+        if e.cur_ws != NO_WINDOW:
+            windows[e.cur_ws] = e.cur_w
+        w = windows.pop(ws, None)
         if w is None:
-            windows[ws] = INC_WINDOW[k]
+            w = 0
             keys = self.registry.get(ws)
             if keys is None:
                 keys = self.registry[ws] = []
                 heapq.heappush(self._registry_heap, ws)
             keys.append(key)
-        else:
-            windows[ws] = w + INC_WINDOW[k]
+        e.cur_ws, e.cur_w = ws, w + INC_WINDOW[k]
 
     def close_windows(self, watermark: int) -> Iterator[tuple[str, int, int]]:
         """Close windows ending <= watermark: add them to the totals and yield them."""
@@ -488,8 +493,12 @@ class ClosedWindowTable(TileTable):
             ws = heapq.heappop(heap)
             for key in self.registry.pop(ws):
                 e = self.entities[key]
-                assert e.open is not None
-                w = e.open.pop(ws)
+                if ws == e.cur_ws:
+                    w = e.cur_w
+                    e.cur_ws, e.cur_w = NO_WINDOW, 0
+                else:
+                    assert e.open is not None
+                    w = e.open.pop(ws)
                 e.min_ws.append(ws)  # windows close in start order: the list stays sorted
                 e.min_c.append(w)
                 e.total += w * rep
