@@ -145,3 +145,24 @@ def test_views_carry_their_scoring_context_and_other_events_none():
     assert views and len(views) < len(vectors)
     assert all(v[5] == VIEW_CONTEXT(v[0]) for v in views)
     assert all(v[5] is None for v in vectors if v[0]["event_type"] != "view")
+
+
+def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
+    # A snapshot taken while every event needed its vector (an event-features topic) may be
+    # resumed by a run that scores views only, and the other way round: the run decides.
+    import pickle
+
+    from dataflows.files import JsonlSource
+    from dataflows.staged_source import StagedSource
+    from features.partition_stage import PartitionState
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(event(0, T0 + 500) + b"\n" + event(1, T0 + 900, event_type="click") + b"\n")
+    for taken, now in ((False, True), (True, False)):
+        snapshot = (None, pickle.dumps({0: PartitionState(CFG, 0, views_only=taken)}))
+        part = StagedSource(JsonlSource(path, 1), CFG, views_only=now).build_part("s", "file", snapshot)
+        assert part.states[0].views_only is now
+        chunks = [o for o in part.next_batch() if type(o).__name__ == "ToItems"]
+        click = [entry for c in chunks for entry in c.events if entry[4]]
+        assert len(click) == 1 and (click[0][1] == 0) is now  # the click's user vector: dropped or kept
+        part.close()
