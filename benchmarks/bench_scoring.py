@@ -96,7 +96,7 @@ from benchmarks.common import (
 )
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
-from dataflows.features import GC_THRESHOLDS  # what build_flow sets for the flow process
+from dataflows.gc_policy import GC_THRESHOLDS  # what build_flow sets for the flow process
 from dataflows.files import JsonlSource
 from features.config import FeaturesConfig
 from features.item_stage import Vector, Vectors
