@@ -14,7 +14,7 @@ help:  ## list the targets
 
 # The hot-path modules are compiled at install (setup.py, events/native.py): editing one
 # reinstalls, so the compiled modules never lag behind their source.
-COMPILED_SOURCES := setup.py events/schema.py features/tiles.py features/partition_stage.py features/item_stage.py
+COMPILED_SOURCES := setup.py events/schema.py features/tiles.py features/partition_stage.py features/item_stage.py dataflows/kafka_batches.py
 
 $(STAMP): pyproject.toml $(COMPILED_SOURCES)
 	@echo "== creating $(VENV) with $(PYTHON) and installing the project (torch 2.13.0 CPU from the local wheel; the hot path compiled with mypyc)"

@@ -24,10 +24,11 @@ from typing import Literal
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
 
 from broker.admin import partition_count
 from broker.config import Topics, producer_settings
+from dataflows.kafka_batches import file_messages
 from features.partition_stage import RawBatch
 from features.records import DESTINATIONS, Record
 
@@ -62,46 +63,42 @@ class _TopicReader:
     partitions meant four fetch requests every ``fetch.wait.max.ms``, and the embedded
     broker's CPU is spent per request (measured at 1,000 events/s: 43% of a core with four
     consumers, 32% with one). A worker thread's partitions therefore share this reader:
-    a poll by any of them fetches for all and files each message under its partition.
+    a poll by any of them fetches for all and files each message under its partition
+    (:func:`file_messages`, compiled).
     """
 
     def __init__(self, bootstrap: str, topic: str, tail: bool, batch_size: int):
         self.topic, self.batch_size = topic, batch_size
         self.consumer = Consumer(consumer_settings(bootstrap, tail))
-        self.queues: dict[int, list[Message]] = {}
+        self.pending: dict[int, RawBatch | None] = {}  # per open partition: what was read for it
 
     def add(self, partition: int, start: int) -> None:
-        self.queues[partition] = []
+        self.pending[partition] = None
         self.consumer.incremental_assign([TopicPartition(self.topic, partition, start)])
 
     def remove(self, partition: int) -> bool:
         """Stop reading ``partition``; True when no partition is left (the reader is closed)."""
-        self.queues.pop(partition, None)
-        if self.queues:
+        self.pending.pop(partition, None)
+        if self.pending:
             self.consumer.incremental_unassign([TopicPartition(self.topic, partition)])
             return False
         self.consumer.close()
         return True
 
-    def take(self, partition: int) -> list[Message]:
-        """Messages of ``partition`` (fetching for every partition when none are queued)."""
-        queue = self.queues[partition]
-        if not queue:
-            queues, first = self.queues, min(self.queues)
+    def take(self, partition: int) -> RawBatch | None:
+        """What was read for ``partition`` (fetching for every partition when nothing is pending)."""
+        batch = self.pending[partition]
+        if batch is None:
             # No timeout: a poll must not block. Bytewax polls every source partition of the
             # worker in turn before the downstream steps run, and each step of a record's way
             # waits for such a round: with 1 ms per empty partition the live p50 was 17 ms,
             # with 0 it is 14 (p99 31 -> 27). An idle worker still sleeps: Bytewax cools an
             # empty partition down for 1 ms (idle CPU unchanged at 4%).
-            for m in self.consumer.consume(self.batch_size, 0):
-                p = m.partition()
-                if p is None or p < 0:
-                    queues[first].append(m)  # a client-level error names no partition: the lowest reports it
-                elif p in queues:
-                    queues[p].append(m)
-                # else: a partition already closed (its snapshot offset is final; a restart re-reads from it)
-        self.queues[partition] = []
-        return queue
+            file_messages(self.consumer.consume(self.batch_size, 0), self.pending, self.topic,
+                          KafkaError._PARTITION_EOF)
+            batch = self.pending[partition]
+        self.pending[partition] = None
+        return batch
 
 
 _READERS: dict[tuple[int, str, str, bool], _TopicReader] = {}
@@ -132,27 +129,18 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
     def next_batch(self) -> list[RawBatch]:
         if self.done or (self.stop is not None and self.stop.is_set()):
             raise StopIteration  # end of a finite input, or a requested stop: an orderly end
-        messages = self.reader.take(self.partition)
+        batch = self.reader.take(self.partition)
         now = self.clock()
-        if not messages:
+        if batch is None:
             if now - self.last_emit >= self.heartbeat_ms:
                 self.last_emit = now
                 return [RawBatch(self.topic, self.partition, wall_ms=now)]
             return []
-        batch = RawBatch(self.topic, self.partition, wall_ms=now)
-        offsets, values, errors = batch.offsets, batch.values, batch.errors
-        for m in messages:
-            error = m.error()
-            if error is None:
-                offsets.append(m.offset())
-                values.append(m.value())
-            elif error.code() == KafkaError._PARTITION_EOF:
-                batch.eof = True
-                self.done = True
-            else:
-                errors.append((m.offset() if m.offset() is not None else -1, f"{error.name()}: {error.str()}"))
-        if offsets:
-            self.next_offset = offsets[-1] + 1
+        batch.wall_ms = now
+        if batch.eof:
+            self.done = True
+        if batch.offsets:
+            self.next_offset = batch.offsets[-1] + 1
         self.last_emit = now
         return [batch]
 
