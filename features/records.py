@@ -119,12 +119,26 @@ def window_record(
     else:
         stats = orjson.dumps(window_stats(counts, priors))[1:]  # type: ignore[arg-type]
     value = b"%s%s,\"window_start\":%d,\"window_end\":%d,\"window_start_utc\":\"%s\",%s" % (
-        _ID_MEMBER[entity], orjson.dumps(entity_id), start_ms, start_ms + length_ms, iso_utc(start_ms).encode(), stats,
+        _ID_MEMBER[entity], json_string(entity_id), start_ms, start_ms + length_ms, iso_utc(start_ms).encode(), stats,
     )
     return f"{entity_id}@{start_ms}".encode(), value
 
 
 _ID_MEMBER: Final = {"user": b'{"user_id":', "item": b'{"item_id":'}
+
+
+def json_string(value: str) -> bytes:
+    """``orjson.dumps(value)`` for a string, without its cost for the common plain ids.
+
+    Printable ASCII without ``"`` and ``\\`` needs no escaping; anything else goes through
+    orjson (``dumps`` starts every output with a 1 KiB buffer, ~0.5 µs in the flow).
+
+    >>> json_string("u42"), json_string('a"b')
+    (b'"u42"', b'"a\\\\"b"')
+    """
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return b'"' + value.encode() + b'"'
+    return orjson.dumps(value)
 
 
 def dead_letter(
@@ -174,6 +188,22 @@ def original_payload(dead_letter_value: bytes) -> bytes | None:
     return None if payload is None else payload.encode("utf-8")
 
 
+#: A score record's JSON, the members in the order of the dict it equals (strings pre-encoded).
+_SCORE_TEMPLATE: Final = (b'{"event_id":"%b","user_id":"%b","item_id":"%b","ts":%d,"score":%b,"model_version":%b,'
+                          b'"features_as_of":%d,"item_features_as_of":%d}')
+
+
+def _json_members(values: Sequence[Any], strings: bool) -> list[bytes]:
+    """Each value's JSON text, from one ``orjson.dumps`` of the whole list (strings without their quotes).
+
+    Splitting the array's text is exact: inside an encoded string every ``"`` is escaped,
+    so ``","`` only occurs between two strings; numbers, ``null`` and ``true`` hold no comma.
+    """
+    if strings:
+        return orjson.dumps(values)[2:-2].split(b'","')
+    return orjson.dumps(values)[1:-1].split(b",")
+
+
 def score_records(
     event_ids: Sequence[str], user_ids: Sequence[str], item_ids: Sequence[str], ts_ms: Sequence[int],
     scores: Sequence[float], model_version: str, item_as_of: Sequence[int],
@@ -183,25 +213,25 @@ def score_records(
     One record per view: event_id, user_id, item_id, ts, the score, the model version, the
     as-of time of the user features (the event's own time: they count everything before
     it) and of the item features (the item cut). Built from columns the scorer gathered
-    anyway, in one pass: per view this is the flow's largest cost after the forward pass.
+    anyway: the strings and the scores are JSON-encoded one column at a time and each
+    record is filled into a template. The bytes equal ``orjson.dumps`` of the record's dict
+    (a property test checks it); one ``dumps`` per record cost ~2 µs in the flow, most of
+    it in ``malloc`` (orjson starts each output with a 1 KiB buffer), the template ~0.6.
 
     >>> records = score_records(["e1"], ["u1"], ["i1"], [60000], [0.25], "v1", [0])
     >>> [(dest, key, orjson.loads(value)["score"]) for dest, key, value in records]
     [('scores', b'e1', 0.25)]
     """
-    dumps = orjson.dumps
+    if not event_ids:
+        return []
+    events, users, items = (_json_members(c, strings=True) for c in (event_ids, user_ids, item_ids))
+    numbers = _json_members(scores, strings=False)
+    version = orjson.dumps(model_version)
+    template = _SCORE_TEMPLATE
     return [
-        ("scores", event_id.encode(), dumps({
-            "event_id": event_id,
-            "user_id": user_id,
-            "item_id": item_id,
-            "ts": t,
-            "score": score,
-            "model_version": model_version,
-            "features_as_of": t,
-            "item_features_as_of": cut,
-        }))
-        for event_id, user_id, item_id, t, score, cut in zip(event_ids, user_ids, item_ids, ts_ms, scores, item_as_of)
+        ("scores", event_id.encode(), template % (e, u, i, t, score, version, t, cut))
+        for event_id, e, u, i, t, score, cut in zip(event_ids, events, users, items, ts_ms, numbers, item_as_of,
+                                                     strict=True)
     ]
 
 

@@ -58,3 +58,29 @@ def test_score_records_carry_the_view_and_its_as_of_times():
     assert orjson.loads(records[1][2]) == {"event_id": "e2", "user_id": "u2", "item_id": "i2", "ts": 2000,
                                            "score": 0.5, "model_version": "v9", "features_as_of": 2000,
                                            "item_features_as_of": 60_000}
+
+
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
+    ['","', '\\', '"', '\\"', '\\","', "", ",", "\n\x00", "é🙂"])  # what could confuse a split
+views = st.lists(st.tuples(text, text, text, st.integers(min_value=0, max_value=1 << 53),
+                           st.floats(min_value=0.0, max_value=1.0) | st.sampled_from([1e-7, 5e-324, 1.0 - 2**-53]),
+                           st.integers(min_value=0, max_value=1 << 53)), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(views, text)
+def test_score_record_bytes_equal_the_whole_dict(rows, version):
+    # Assembled from column-wise encodings and a template: the bytes of each record must be
+    # those of orjson.dumps of its dict, whatever the ids hold.
+    columns = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(6)]
+    event_ids, user_ids, item_ids, ts, scores, cuts = columns
+    expected = [("scores", e.encode(), orjson.dumps({
+        "event_id": e, "user_id": u, "item_id": i, "ts": t, "score": s, "model_version": version,
+        "features_as_of": t, "item_features_as_of": c})) for e, u, i, t, s, c in rows]
+    assert score_records(event_ids, user_ids, item_ids, ts, scores, version, cuts) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(text | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=8))
+def test_json_string_equals_orjson(value):
+    assert rec.json_string(value) == orjson.dumps(value)
