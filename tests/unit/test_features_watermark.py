@@ -166,3 +166,16 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
         click = [entry for c in chunks for entry in c.events if entry[4]]
         assert len(click) == 1 and (click[0][1] == 0) is now  # the click's user vector: dropped or kept
         part.close()
+
+
+def test_a_restored_item_shard_follows_this_runs_vector_setting():
+    import pickle
+
+    from dataflows.features import FlowConfig, _Context, _ItemLogic
+    from dataflows.observability import FlowMonitor
+    from features.item_stage import ItemShardState
+
+    for taken, now in (("all", "views"), ("views", "all")):
+        ctx = _Context(FlowConfig(features=CFG, model_path=None), 2, FlowMonitor(), True, now)
+        logic = _ItemLogic(ctx, pickle.dumps(ItemShardState(CFG, 0, 2, taken)))
+        assert logic.state is not None and logic.state.all_vectors is (now == "all")
