@@ -99,6 +99,7 @@ class _Context:
     monitor: FlowMonitor
     recovery: bool
     vectors_for: Literal["all", "views"]  # which events leave the item stage with a vector
+    keep_events: bool  # whether vectors carry their decoded event (event features, examples)
 
 
 #: Set by the first SIGINT/SIGTERM of a live flow: the Kafka source ends its partitions in
@@ -134,6 +135,11 @@ class _ItemLogic(StatefulBatchLogic):
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
             self.state.all_vectors = ctx.vectors_for == "all"  # this run's outputs decide, not the snapshot's
+            if ctx.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
+                msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
+                       "so the views it left waiting for item windows carry no event; resume it with the same "
+                       "outputs (no --event-features-topic, no --examples-out), or start without its recovery directory")
+                raise ValueError(msg)
 
     def on_batch(self, values: list[ToItems]) -> tuple[list, bool]:
         cfg = self.ctx.config
@@ -212,21 +218,25 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     if recovery is None:
         recovery = _recovery_requested(sys.argv)
     # Every event needs its vector only for the event-features topic; scores and examples read views.
-    vectors_for: Literal["all", "views"] = "all" if config.event_features_topic and config.output == "kafka" else "views"
-    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery, vectors_for)
+    event_features = bool(config.event_features_topic) and config.output == "kafka"
+    vectors_for: Literal["all", "views"] = "all" if event_features else "views"
+    keep_events = event_features or config.examples_out is not None
+    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery, vectors_for,
+                   keep_events)
 
     def observe_partition(state: PartitionState) -> None:
         ctx.monitor.observe_partition(state)
         freezer.tick()
 
     source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
-                          views_only=vectors_for == "views", snapshot_states=recovery, observe=observe_partition)
+                          views_only=vectors_for == "views", keep_events=keep_events, snapshot_states=recovery,
+                          observe=observe_partition)
     scorer = load_scorer(config)
     formatter = VectorOutputs(
         n_groups=len(config.features.horizons),
         score=scorer.score if scorer is not None else None,
         model_version=scorer.version if scorer is not None else "",
-        event_features=bool(config.event_features_topic) and config.output == "kafka",
+        event_features=event_features,
         examples=config.examples_out is not None,
     )
 

@@ -31,8 +31,9 @@ from features.partition_stage import NEG_INF, POS_INF, VIEW_CONTEXT, Entry, Reco
 from features.records import Record, window_record
 from features.tiles import ClosedWindowTable
 
-#: (event, user vector, item vector, user x category vector, item cut ms, VIEW_CONTEXT of a view or None)
-Vector = tuple[dict[str, Any], int, int, int, int, tuple[Any, ...] | None]
+#: (event or None (see PartitionState.keep_events), user vector, item vector, user x category vector, item cut ms,
+#: VIEW_CONTEXT of a view or None)
+Vector = tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None]
 
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched

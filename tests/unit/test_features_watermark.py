@@ -159,9 +159,9 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(event(0, T0 + 500) + b"\n" + event(1, T0 + 900, event_type="click") + b"\n")
     for taken, now in ((False, True), (True, False)):
-        snapshot = (None, pickle.dumps({0: PartitionState(CFG, 0, views_only=taken)}))
-        part = StagedSource(JsonlSource(path, 1), CFG, views_only=now).build_part("s", "file", snapshot)
-        assert part.states[0].views_only is now
+        snapshot = (None, pickle.dumps({0: PartitionState(CFG, 0, views_only=taken, keep_events=taken)}))
+        part = StagedSource(JsonlSource(path, 1), CFG, views_only=now, keep_events=now).build_part("s", "file", snapshot)
+        assert part.states[0].views_only is now and part.states[0].keep_events is now
         chunks = [o for o in part.next_batch() if type(o).__name__ == "ToItems"]
         click = [entry for c in chunks for entry in c.events if entry[4]]
         assert len(click) == 1 and (click[0][1] == 0) is now  # the click's user vector: dropped or kept
@@ -176,6 +176,40 @@ def test_a_restored_item_shard_follows_this_runs_vector_setting():
     from features.item_stage import ItemShardState
 
     for taken, now in (("all", "views"), ("views", "all")):
-        ctx = _Context(FlowConfig(features=CFG, model_path=None), 2, FlowMonitor(), True, now)
+        ctx = _Context(FlowConfig(features=CFG, model_path=None), 2, FlowMonitor(), True, now, now == "all")
         logic = _ItemLogic(ctx, pickle.dumps(ItemShardState(CFG, 0, 2, taken)))
         assert logic.state is not None and logic.state.all_vectors is (now == "all")
+
+
+def test_views_waiting_without_their_event_refuse_a_run_that_needs_events():
+    # A snapshot of a scoring-only run holds waiting views without their event dict; a run
+    # that writes event features or examples cannot complete them, and says so at start.
+    import pickle
+
+    import pytest
+
+    from dataflows.features import FlowConfig, _Context, _ItemLogic
+    from dataflows.observability import FlowMonitor
+    from features.item_stage import ItemShardState
+
+    shard = ItemShardState(CFG, 0, 1, "views")
+    shard.pending[T0] = [(None, 1, 2, T0 + 10, 0, "i1", ("e1", "u1", "i1", "Books", "US", "mobile", T0 + 10, 5.0))]
+    config = FlowConfig(features=CFG, model_path=None)
+    _ItemLogic(_Context(config, 1, FlowMonitor(), True, "views", False), pickle.dumps(shard))  # the same outputs: fine
+    with pytest.raises(ValueError, match="carry no event"):
+        _ItemLogic(_Context(config, 1, FlowMonitor(), True, "views", True), pickle.dumps(shard))
+
+
+def test_without_kept_events_the_vectors_are_the_same_and_the_dicts_are_dropped():
+    from tests.eventlog import make_log
+
+    parts = make_log(9, n=1500, partitions=2, faults=True)
+    batches = [RawBatch("t", p, list(range(len(v))), list(v), wall_ms=T0 + 10**7) for p, v in enumerate(parts)]
+    from features.local import run_local
+
+    kept = run_local(CFG, batches, 2, vectors_for="views", keep_events=True)
+    dropped = run_local(CFG, batches, 2, vectors_for="views", keep_events=False)
+    assert kept.records == dropped.records and len(kept.vectors) == len(dropped.vectors) > 100
+    assert all(v[0] is None for v in dropped.vectors) and all(type(v[0]) is dict for v in kept.vectors)
+    assert [v[1:] for v in kept.vectors] == [v[1:] for v in dropped.vectors]
+    assert [v[0]["event_id"] for v in kept.vectors] == [v[5][0] for v in dropped.vectors]  # the context still names it
