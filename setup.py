@@ -12,9 +12,13 @@ import sysconfig
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from events.native import COMPILED, PURE_ENV, source_digest  # noqa: E402
+
+
+RECORD = Path("events/_native_build.py")
 
 
 def missing_build_tools() -> str | None:
@@ -37,11 +41,27 @@ else:
     from mypyc.build import mypycify
 
     # What is compiled, by content: events/native.py runs the source of any module that differs.
+    # The record is removed first and written only once the sources type-check, and removed
+    # again if the C build fails: extension modules left from an earlier build must never be
+    # vouched for by the record of a build that did not happen (they would run as current).
+    RECORD.unlink(missing_ok=True)
     digests = "".join(f"    {m!r}: {source_digest(m)!r},\n" for m in COMPILED)
-    Path("events/_native_build.py").write_text(
-        f'"""Written by setup.py: the sha256 of each source it compiled (see events/native.py)."""\n\n'
-        f"SOURCES = {{\n{digests}}}\n")
     # numpy and orjson are not in the build environment: their types are Any here.
     ext_modules = mypycify(["--ignore-missing-imports", *(m.replace(".", "/") + ".py" for m in COMPILED)])
+    RECORD.write_text(
+        f'"""Written by setup.py: the sha256 of each source it compiled (see events/native.py)."""\n\n'
+        f"SOURCES = {{\n{digests}}}\n")
 
-setup(ext_modules=ext_modules)
+
+class BuildExt(build_ext):
+    """setuptools' build_ext, removing the build record when the C build fails."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except BaseException:
+            RECORD.unlink(missing_ok=True)
+            raise
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})
