@@ -228,10 +228,11 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         ctx.monitor.observe_partition(state)
         freezer.tick()
 
-    source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
-                          views_only=vectors_for == "views", keep_events=keep_events, snapshot_states=recovery,
-                          observe=observe_partition)
     scorer = load_scorer(config)
+    source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
+                          views_only=vectors_for == "views", keep_events=keep_events,
+                          want_contexts=scorer is not None or config.examples_out is not None,
+                          snapshot_states=recovery, observe=observe_partition)
     formatter = VectorOutputs(
         n_groups=len(config.features.horizons),
         score=scorer.score if scorer is not None else None,

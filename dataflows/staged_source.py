@@ -32,10 +32,9 @@ Snapshot = tuple[Any, bytes | None]
 
 class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
     def __init__(self, raw: StatefulSourcePartition[RawBatch, Any], config: FeaturesConfig, want_follow_ups: bool,
-                 views_only: bool, keep_events: bool, states: dict[int, PartitionState] | None, snapshot_states: bool,
+                 needs: tuple[bool, bool, bool], states: dict[int, PartitionState] | None, snapshot_states: bool,
                  observe: Callable[[PartitionState], None]):
-        self.raw, self.config, self.want_follow_ups = raw, config, want_follow_ups
-        self.views_only, self.keep_events = views_only, keep_events
+        self.raw, self.config, self.want_follow_ups, self.needs = raw, config, want_follow_ups, needs
         self.states: dict[int, PartitionState] = states or {}
         self.snapshot_states, self.observe = snapshot_states, observe
 
@@ -45,8 +44,7 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
             state = self.states.get(batch.partition)
             if state is None:
                 state = self.states[batch.partition] = PartitionState(self.config, batch.partition,
-                                                                      self.want_follow_ups, self.views_only,
-                                                                      self.keep_events)
+                                                                      self.want_follow_ups, *self.needs)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -66,8 +64,9 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
     """Wraps a source of :class:`RawBatch` so each of its partitions runs the partition stage.
 
     ``views_only``: the item stage completes vectors for views only; ``keep_events``: entries
-    carry the decoded event on (see :class:`PartitionState`). Both follow the flow's settings,
-    also for states restored from a snapshot.
+    carry the decoded event on; ``want_contexts``: views carry their scoring context (see
+    :class:`PartitionState`). They follow the flow's settings, also for states restored from a
+    snapshot.
     ``snapshot_states``: pickle the stage states into every snapshot (only needed, and only
     paid for, when the flow runs with recovery). A finished input partition (end of a
     backfill) arrives as a batch with ``eof`` set, which closes its windows; a live flow
@@ -76,9 +75,10 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
 
     def __init__(self, raw: FixedPartitionedSource[RawBatch, Any], config: FeaturesConfig,
                  want_follow_ups: bool = False, views_only: bool = False, keep_events: bool = True,
-                 snapshot_states: bool = False, observe: Callable[[PartitionState], None] = lambda state: None):
+                 want_contexts: bool = True, snapshot_states: bool = False,
+                 observe: Callable[[PartitionState], None] = lambda state: None):
         self.raw, self.config, self.want_follow_ups = raw, config, want_follow_ups
-        self.views_only, self.keep_events = views_only, keep_events
+        self.needs = (views_only, keep_events, want_contexts)
         self.snapshot_states, self.observe = snapshot_states, observe
 
     def list_parts(self) -> list[str]:
@@ -90,6 +90,6 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
         restored: dict[int, PartitionState] | None = pickle.loads(states) if states is not None else None
         for state in (restored or {}).values():
             self.config.require_same(state.config)
-            state.views_only, state.keep_events = self.views_only, self.keep_events  # this run's outputs decide
-        return _StagedPartition(raw, self.config, self.want_follow_ups, self.views_only, self.keep_events, restored,
-                                self.snapshot_states, self.observe)
+            state.views_only, state.keep_events, state.want_contexts = self.needs  # this run's outputs decide
+        return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
+                                self.observe)

@@ -98,7 +98,7 @@ class PartitionState:
     """State and logic of one input partition; pickled for Bytewax recovery."""
 
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
-                 views_only: bool = False, keep_events: bool = True):
+                 views_only: bool = False, keep_events: bool = True, want_contexts: bool = True):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -111,6 +111,9 @@ class PartitionState:
         # each event dict is freed here, while it is in the CPU caches: freed at the end of the
         # flow instead, the dicts cost the features flow ~15% (measured).
         self.keep_events = keep_events
+        # Whether a view's entry carries its context tuple (VIEW_CONTEXT: what scoring reads, and
+        # how the outputs tell views apart); without a model and without examples, none is read.
+        self.want_contexts = want_contexts
         retention = config.retention_ms
         # Users, with their counts broken down by category (user x category) in the same entity.
         self.users = ArrivalTable(
@@ -135,16 +138,18 @@ class PartitionState:
         "sent_watermark", "counters",
     )
 
-    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool], dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool],
+                                  dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
-        args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events)
+        args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts)
         return PartitionState, args, {
             name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
             self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
-            self.item_shards, self.last_event_wall, self.views_only, self.keep_events = {}, None, False, True
+            self.item_shards, self.last_event_wall = {}, None
+            self.views_only, self.keep_events, self.want_contexts = False, True, True
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
 
@@ -168,7 +173,7 @@ class PartitionState:
         mask, slot_bits = users.mask, users.slot_bits
         seen = self.seen
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
-        views_only, keep_events = self.views_only, self.keep_events
+        views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -238,7 +243,8 @@ class PartitionState:
                     follow_ups.append((event["view_id"], k, t))
             else:
                 # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
-                context = (event_id, user_id, item_id, category, event["country"], event["device"], t, event["price"])
+                context = (event_id, user_id, item_id, category, event["country"], event["device"], t,
+                           event["price"]) if want_contexts else None
                 chunks[shard].append((kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
             accepted += 1
 

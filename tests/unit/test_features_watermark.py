@@ -159,9 +159,12 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(event(0, T0 + 500) + b"\n" + event(1, T0 + 900, event_type="click") + b"\n")
     for taken, now in ((False, True), (True, False)):
-        snapshot = (None, pickle.dumps({0: PartitionState(CFG, 0, views_only=taken, keep_events=taken)}))
-        part = StagedSource(JsonlSource(path, 1), CFG, views_only=now, keep_events=now).build_part("s", "file", snapshot)
-        assert part.states[0].views_only is now and part.states[0].keep_events is now
+        snapshot = (None, pickle.dumps({0: PartitionState(CFG, 0, views_only=taken, keep_events=taken,
+                                                          want_contexts=taken)}))
+        source = StagedSource(JsonlSource(path, 1), CFG, views_only=now, keep_events=now, want_contexts=now)
+        part = source.build_part("s", "file", snapshot)
+        state = part.states[0]
+        assert (state.views_only, state.keep_events, state.want_contexts) == (now, now, now)
         chunks = [o for o in part.next_batch() if type(o).__name__ == "ToItems"]
         click = [entry for c in chunks for entry in c.events if entry[4]]
         assert len(click) == 1 and (click[0][1] == 0) is now  # the click's user vector: dropped or kept
@@ -200,7 +203,7 @@ def test_views_waiting_without_their_event_refuse_a_run_that_needs_events():
         _ItemLogic(_Context(config, 1, FlowMonitor(), True, "views", True), pickle.dumps(shard))
 
 
-def test_without_kept_events_the_vectors_are_the_same_and_the_dicts_are_dropped():
+def test_without_kept_events_or_contexts_the_vectors_are_the_same():
     from tests.eventlog import make_log
 
     parts = make_log(9, n=1500, partitions=2, faults=True)
@@ -213,3 +216,6 @@ def test_without_kept_events_the_vectors_are_the_same_and_the_dicts_are_dropped(
     assert all(v[0] is None for v in dropped.vectors) and all(type(v[0]) is dict for v in kept.vectors)
     assert [v[1:] for v in kept.vectors] == [v[1:] for v in dropped.vectors]
     assert [v[0]["event_id"] for v in kept.vectors] == [v[5][0] for v in dropped.vectors]  # the context still names it
+    bare = run_local(CFG, batches, 2, vectors_for="views", keep_events=False, want_contexts=False)
+    assert bare.records == kept.records and all(v[0] is None and v[5] is None for v in bare.vectors)
+    assert [v[1:5] for v in bare.vectors] == [v[1:5] for v in kept.vectors]
