@@ -191,6 +191,30 @@ def load_scorer(config: FlowConfig) -> Any | None:
     return scorer
 
 
+@dataclass(frozen=True)
+class EntryNeeds:
+    """What the flow's outputs read of an accepted event on its way through the stages."""
+
+    views_only: bool  # vectors for views only (no event-features topic)
+    keep_events: bool  # the decoded event (the event-features topic and training examples write its fields)
+    want_contexts: bool  # a view's scoring context (VIEW_CONTEXT)
+
+
+def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds:
+    """What the entries must carry for this run's outputs (the rest is freed in the partition stage).
+
+    With recovery, views always carry their context: a later run with a model can then score
+    the views that a snapshot left waiting for item windows.
+
+    >>> entry_needs(FlowConfig(model_path=None), scoring=False, recovery=False)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False)
+    """
+    event_features = bool(config.event_features_topic) and config.output == "kafka"
+    examples = config.examples_out is not None
+    return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
+                      want_contexts=scoring or examples or recovery)
+
+
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
                monitor: FlowMonitor | None = None) -> Dataflow:
     """Wire the features flow. ``bootstrap`` is needed when input or output is Kafka."""
@@ -217,27 +241,24 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         partitions = config.virtual_partitions
     if recovery is None:
         recovery = _recovery_requested(sys.argv)
-    # Every event needs its vector only for the event-features topic; scores and examples read views.
-    event_features = bool(config.event_features_topic) and config.output == "kafka"
-    vectors_for: Literal["all", "views"] = "all" if event_features else "views"
-    keep_events = event_features or config.examples_out is not None
+    scorer = load_scorer(config)
+    needs = entry_needs(config, scoring=scorer is not None, recovery=recovery)
+    vectors_for: Literal["all", "views"] = "views" if needs.views_only else "all"
     ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery, vectors_for,
-                   keep_events)
+                   needs.keep_events)
 
     def observe_partition(state: PartitionState) -> None:
         ctx.monitor.observe_partition(state)
         freezer.tick()
 
-    scorer = load_scorer(config)
     source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
-                          views_only=vectors_for == "views", keep_events=keep_events,
-                          want_contexts=scorer is not None or config.examples_out is not None,
-                          snapshot_states=recovery, observe=observe_partition)
+                          views_only=needs.views_only, keep_events=needs.keep_events,
+                          want_contexts=needs.want_contexts, snapshot_states=recovery, observe=observe_partition)
     formatter = VectorOutputs(
         n_groups=len(config.features.horizons),
         score=scorer.score if scorer is not None else None,
         model_version=scorer.version if scorer is not None else "",
-        event_features=event_features,
+        event_features=not needs.views_only,
         examples=config.examples_out is not None,
     )
 

@@ -219,3 +219,18 @@ def test_without_kept_events_or_contexts_the_vectors_are_the_same():
     bare = run_local(CFG, batches, 2, vectors_for="views", keep_events=False, want_contexts=False)
     assert bare.records == kept.records and all(v[0] is None and v[5] is None for v in bare.vectors)
     assert [v[1:5] for v in bare.vectors] == [v[1:5] for v in kept.vectors]
+
+
+def test_the_flow_keeps_what_its_outputs_read():
+    from dataflows.features import EntryNeeds, FlowConfig, entry_needs
+
+    plain = FlowConfig(model_path=None)
+    assert entry_needs(plain, scoring=False, recovery=False) == EntryNeeds(True, False, False)
+    assert entry_needs(plain, scoring=True, recovery=False) == EntryNeeds(True, False, True)
+    assert entry_needs(plain, scoring=False, recovery=True) == EntryNeeds(True, False, True)  # a later run may score
+    examples = FlowConfig(model_path=None, backfill=True, examples_out="x.jsonl")
+    assert entry_needs(examples, scoring=False, recovery=False) == EntryNeeds(True, True, True)
+    features = FlowConfig(model_path=None, event_features_topic="event-features")
+    assert entry_needs(features, scoring=False, recovery=False) == EntryNeeds(False, True, False)
+    assert entry_needs(FlowConfig(model_path=None, event_features_topic="ef", output="none", backfill=True,
+                                  examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True)
