@@ -54,7 +54,7 @@ from dataflows import gc_policy
 from dataflows.files import ExamplesSink, JsonlSource
 from dataflows.kafka_io import InteractionsSource, KafkaRecordsSink, destination_topics
 from dataflows.routing import shard_keys
-from dataflows.staged_source import StagedSource
+from dataflows.staged_source import EntryNeeds, StagedSource
 from dataflows.observability import FlowMonitor
 from events import native
 from features.config import FeaturesConfig
@@ -98,8 +98,7 @@ class _Context:
     partitions: int
     monitor: FlowMonitor
     recovery: bool
-    vectors_for: Literal["all", "views"]  # which events leave the item stage with a vector
-    keep_events: bool  # whether vectors carry their decoded event (event features, examples)
+    needs: EntryNeeds  # what the entries carry on, for this run's outputs
 
 
 #: Set by the first SIGINT/SIGTERM of a live flow: the Kafka source ends its partitions in
@@ -134,8 +133,8 @@ class _ItemLogic(StatefulBatchLogic):
         self.state: ItemShardState | None = pickle.loads(resume) if resume is not None else None
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
-            self.state.all_vectors = ctx.vectors_for == "all"  # this run's outputs decide, not the snapshot's
-            if ctx.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
+            self.state.all_vectors = not ctx.needs.views_only  # this run's outputs decide, not the snapshot's
+            if ctx.needs.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
                 msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
                        "so the views it left waiting for item windows carry no event; resume it with the same "
                        "outputs (no --event-features-topic, no --examples-out), or start without its recovery directory")
@@ -146,7 +145,8 @@ class _ItemLogic(StatefulBatchLogic):
         out: list = []
         for chunk in values:
             if self.state is None:
-                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.vectors_for)
+                vectors_for = "views" if self.ctx.needs.views_only else "all"
+                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, vectors_for)
             out.extend(self.state.process(chunk))
         self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
@@ -189,15 +189,6 @@ def load_scorer(config: FlowConfig) -> Any | None:
         raise ModelLoadError(str(e)) from None
     print(f"features: scoring views with model {path} (version {scorer.version})", file=sys.stderr)
     return scorer
-
-
-@dataclass(frozen=True)
-class EntryNeeds:
-    """What the flow's outputs read of an accepted event on its way through the stages."""
-
-    views_only: bool  # vectors for views only (no event-features topic)
-    keep_events: bool  # the decoded event (the event-features topic and training examples write its fields)
-    want_contexts: bool  # a view's scoring context (VIEW_CONTEXT)
 
 
 def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds:
@@ -243,17 +234,14 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         recovery = _recovery_requested(sys.argv)
     scorer = load_scorer(config)
     needs = entry_needs(config, scoring=scorer is not None, recovery=recovery)
-    vectors_for: Literal["all", "views"] = "views" if needs.views_only else "all"
-    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery, vectors_for,
-                   needs.keep_events)
+    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval_s), recovery, needs)
 
     def observe_partition(state: PartitionState) -> None:
         ctx.monitor.observe_partition(state)
         freezer.tick()
 
-    source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None,
-                          views_only=needs.views_only, keep_events=needs.keep_events,
-                          want_contexts=needs.want_contexts, snapshot_states=recovery, observe=observe_partition)
+    source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None, needs=needs,
+                          snapshot_states=recovery, observe=observe_partition)
     formatter = VectorOutputs(
         n_groups=len(config.features.horizons),
         score=scorer.score if scorer is not None else None,

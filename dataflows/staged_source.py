@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -30,9 +31,22 @@ StageOutput = ToItems | Records | FollowUps
 Snapshot = tuple[Any, bytes | None]
 
 
+@dataclass(frozen=True)
+class EntryNeeds:
+    """What the flow's outputs read of an accepted event on its way through the stages.
+
+    The rest is left out of the entries and freed in the partition stage (see
+    :class:`PartitionState`); the defaults keep everything.
+    """
+
+    views_only: bool = False  # vectors for views only (no event-features topic)
+    keep_events: bool = True  # the decoded event (the event-features topic and training examples write its fields)
+    want_contexts: bool = True  # a view's scoring context (VIEW_CONTEXT)
+
+
 class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
     def __init__(self, raw: StatefulSourcePartition[RawBatch, Any], config: FeaturesConfig, want_follow_ups: bool,
-                 needs: tuple[bool, bool, bool], states: dict[int, PartitionState] | None, snapshot_states: bool,
+                 needs: EntryNeeds, states: dict[int, PartitionState] | None, snapshot_states: bool,
                  observe: Callable[[PartitionState], None]):
         self.raw, self.config, self.want_follow_ups, self.needs = raw, config, want_follow_ups, needs
         self.states: dict[int, PartitionState] = states or {}
@@ -43,8 +57,10 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
         for batch in self.raw.next_batch():  # StopIteration ends this partition
             state = self.states.get(batch.partition)
             if state is None:
-                state = self.states[batch.partition] = PartitionState(self.config, batch.partition,
-                                                                      self.want_follow_ups, *self.needs)
+                needs = self.needs
+                state = self.states[batch.partition] = PartitionState(
+                    self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
+                    needs.want_contexts)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -63,10 +79,8 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
 class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
     """Wraps a source of :class:`RawBatch` so each of its partitions runs the partition stage.
 
-    ``views_only``: the item stage completes vectors for views only; ``keep_events``: entries
-    carry the decoded event on; ``want_contexts``: views carry their scoring context (see
-    :class:`PartitionState`). They follow the flow's settings, also for states restored from a
-    snapshot.
+    ``needs``: what the entries carry on (:class:`EntryNeeds`); it is this run's, also for
+    states restored from a snapshot.
     ``snapshot_states``: pickle the stage states into every snapshot (only needed, and only
     paid for, when the flow runs with recovery). A finished input partition (end of a
     backfill) arrives as a batch with ``eof`` set, which closes its windows; a live flow
@@ -74,11 +88,9 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
     """
 
     def __init__(self, raw: FixedPartitionedSource[RawBatch, Any], config: FeaturesConfig,
-                 want_follow_ups: bool = False, views_only: bool = False, keep_events: bool = True,
-                 want_contexts: bool = True, snapshot_states: bool = False,
+                 want_follow_ups: bool = False, needs: EntryNeeds = EntryNeeds(), snapshot_states: bool = False,
                  observe: Callable[[PartitionState], None] = lambda state: None):
-        self.raw, self.config, self.want_follow_ups = raw, config, want_follow_ups
-        self.needs = (views_only, keep_events, want_contexts)
+        self.raw, self.config, self.want_follow_ups, self.needs = raw, config, want_follow_ups, needs
         self.snapshot_states, self.observe = snapshot_states, observe
 
     def list_parts(self) -> list[str]:
@@ -90,6 +102,8 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
         restored: dict[int, PartitionState] | None = pickle.loads(states) if states is not None else None
         for state in (restored or {}).values():
             self.config.require_same(state.config)
-            state.views_only, state.keep_events, state.want_contexts = self.needs  # this run's outputs decide
+            # this run's outputs decide, not the snapshot's
+            state.views_only, state.keep_events, state.want_contexts = (
+                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe)

@@ -153,7 +153,7 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
     import pickle
 
     from dataflows.files import JsonlSource
-    from dataflows.staged_source import StagedSource
+    from dataflows.staged_source import EntryNeeds, StagedSource
     from features.partition_stage import PartitionState
 
     path = tmp_path / "in.jsonl"
@@ -161,7 +161,7 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
     for taken, now in ((False, True), (True, False)):
         snapshot = (None, pickle.dumps({0: PartitionState(CFG, 0, views_only=taken, keep_events=taken,
                                                           want_contexts=taken)}))
-        source = StagedSource(JsonlSource(path, 1), CFG, views_only=now, keep_events=now, want_contexts=now)
+        source = StagedSource(JsonlSource(path, 1), CFG, needs=EntryNeeds(now, now, now))
         part = source.build_part("s", "file", snapshot)
         state = part.states[0]
         assert (state.views_only, state.keep_events, state.want_contexts) == (now, now, now)
@@ -176,10 +176,12 @@ def test_a_restored_item_shard_follows_this_runs_vector_setting():
 
     from dataflows.features import FlowConfig, _Context, _ItemLogic
     from dataflows.observability import FlowMonitor
+    from dataflows.staged_source import EntryNeeds
     from features.item_stage import ItemShardState
 
     for taken, now in (("all", "views"), ("views", "all")):
-        ctx = _Context(FlowConfig(features=CFG, model_path=None), 2, FlowMonitor(), True, now, now == "all")
+        needs = EntryNeeds(views_only=now == "views", keep_events=now == "all")
+        ctx = _Context(FlowConfig(features=CFG, model_path=None), 2, FlowMonitor(), True, needs)
         logic = _ItemLogic(ctx, pickle.dumps(ItemShardState(CFG, 0, 2, taken)))
         assert logic.state is not None and logic.state.all_vectors is (now == "all")
 
@@ -193,14 +195,16 @@ def test_views_waiting_without_their_event_refuse_a_run_that_needs_events():
 
     from dataflows.features import FlowConfig, _Context, _ItemLogic
     from dataflows.observability import FlowMonitor
+    from dataflows.staged_source import EntryNeeds
     from features.item_stage import ItemShardState
 
     shard = ItemShardState(CFG, 0, 1, "views")
     shard.pending[T0] = [(None, 1, 2, T0 + 10, 0, "i1", ("e1", "u1", "i1", "Books", "US", "mobile", T0 + 10, 5.0))]
     config = FlowConfig(features=CFG, model_path=None)
-    _ItemLogic(_Context(config, 1, FlowMonitor(), True, "views", False), pickle.dumps(shard))  # the same outputs: fine
+    scoring_only, with_examples = EntryNeeds(True, False, True), EntryNeeds(True, True, True)
+    _ItemLogic(_Context(config, 1, FlowMonitor(), True, scoring_only), pickle.dumps(shard))  # the same outputs: fine
     with pytest.raises(ValueError, match="carry no event"):
-        _ItemLogic(_Context(config, 1, FlowMonitor(), True, "views", True), pickle.dumps(shard))
+        _ItemLogic(_Context(config, 1, FlowMonitor(), True, with_examples), pickle.dumps(shard))
 
 
 def test_without_kept_events_or_contexts_the_vectors_are_the_same():
