@@ -133,7 +133,8 @@ class _ItemLogic(StatefulBatchLogic):
         self.state: ItemShardState | None = pickle.loads(resume) if resume is not None else None
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
-            self.state.all_vectors = not ctx.needs.views_only  # this run's outputs decide, not the snapshot's
+            # this run's outputs decide, not the snapshot's
+            self.state.all_vectors, self.state.any_vectors = ctx.needs.vectors_for == "all", ctx.needs.vectors
             if ctx.needs.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
                 msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
                        "so the views it left waiting for item windows carry no event; resume it with the same "
@@ -145,8 +146,7 @@ class _ItemLogic(StatefulBatchLogic):
         out: list = []
         for chunk in values:
             if self.state is None:
-                vectors_for = "views" if self.ctx.needs.views_only else "all"
-                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, vectors_for)
+                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.needs.vectors_for)
             out.extend(self.state.process(chunk))
         self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
@@ -194,16 +194,21 @@ def load_scorer(config: FlowConfig) -> Any | None:
 def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds:
     """What the entries must carry for this run's outputs (the rest is freed in the partition stage).
 
-    With recovery, views always carry their context: a later run with a model can then score
-    the views that a snapshot left waiting for item windows.
+    Without a model, examples and event features, no output reads a point-in-time vector: the
+    flow then counts windows only. With recovery, views always carry their context and get
+    their vectors: a later run with a model can then score the views that a snapshot left
+    waiting for item windows.
 
     >>> entry_needs(FlowConfig(model_path=None), scoring=False, recovery=False)
-    EntryNeeds(views_only=True, keep_events=False, want_contexts=False)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False)
+    >>> entry_needs(FlowConfig(model_path=None), scoring=True, recovery=False).vectors_for
+    'views'
     """
     event_features = bool(config.event_features_topic) and config.output == "kafka"
     examples = config.examples_out is not None
     return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
-                      want_contexts=scoring or examples or recovery)
+                      want_contexts=scoring or examples or recovery,
+                      vectors=scoring or examples or event_features or recovery)
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,

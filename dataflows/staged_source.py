@@ -42,6 +42,12 @@ class EntryNeeds:
     views_only: bool = False  # vectors for views only (no event-features topic)
     keep_events: bool = True  # the decoded event (the event-features topic and training examples write its fields)
     want_contexts: bool = True  # a view's scoring context (VIEW_CONTEXT)
+    vectors: bool = True  # point-in-time vectors at all (scoring, examples, event features); without, only counts
+
+    @property
+    def vectors_for(self) -> str:
+        """Which events the item stage completes a vector for (``ItemShardState``'s argument)."""
+        return "views" if self.views_only and self.vectors else "all" if self.vectors else "none"
 
 
 class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
@@ -60,7 +66,7 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
                 needs = self.needs
                 state = self.states[batch.partition] = PartitionState(
                     self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
-                    needs.want_contexts)
+                    needs.want_contexts, needs.vectors)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -103,7 +109,7 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
         for state in (restored or {}).values():
             self.config.require_same(state.config)
             # this run's outputs decide, not the snapshot's
-            state.views_only, state.keep_events, state.want_contexts = (
-                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
+            state.views_only, state.keep_events, state.want_contexts, state.vectors = (
+                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts, self.needs.vectors)
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe)

@@ -51,14 +51,16 @@ class ItemShardState:
         if partitions < 1:
             msg = f"the item stage needs the number of input partitions (>= 1), got {partitions}"
             raise ValueError(msg)
-        if vectors_for not in ("all", "views"):
-            msg = f"vectors_for must be 'all' or 'views', got {vectors_for!r}"
+        if vectors_for not in ("all", "views", "none"):
+            msg = f"vectors_for must be 'all', 'views' or 'none', got {vectors_for!r}"
             raise ValueError(msg)
         self.config = config
         self.shard = shard
-        # Which events leave with a vector: every event, or only views (all that scoring and
-        # training examples read). Every event is counted either way.
+        # Which events leave with a vector: every event, only views (all that scoring and
+        # training examples read), or none (no output reads one: the stage only counts). Every
+        # event is counted either way.
         self.all_vectors = vectors_for == "all"
+        self.any_vectors = vectors_for != "none"
         self.items = ClosedWindowTable(
             config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms
         )
@@ -74,7 +76,7 @@ class ItemShardState:
 
     def __reduce__(self) -> tuple[type[ItemShardState], tuple[FeaturesConfig, int, int, str], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
-        args = (self.config, self.shard, len(self.marks), "all" if self.all_vectors else "views")
+        args = (self.config, self.shard, len(self.marks), self.vectors_for)
         return ItemShardState, args, {name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -87,8 +89,14 @@ class ItemShardState:
                     waiting[i] = (*entry, event["ts"], k, event["item_id"], None if k else VIEW_CONTEXT(event))
         if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
             self.config, self.shard, self.all_vectors = state["config"], state["shard"], state["all_vectors"]
+            self.any_vectors = True
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
+
+    @property
+    def vectors_for(self) -> str:
+        """Which events leave with a vector: "all", "views" or "none"."""
+        return "all" if self.all_vectors else "views" if self.any_vectors else "none"
 
     def cut(self, t: int) -> int:
         """Item features of an event at ``t`` cover closed windows before this time."""
@@ -105,21 +113,25 @@ class ItemShardState:
         delay = self.config.item_delay_ms
         closed_until = items.closed_until
         all_vectors = self.all_vectors
-        for entry in chunk.events:
-            event, _, _, t, k, item_id, _ = entry
-            items.add(item_id, t, k)
-            if k and not all_vectors:
-                continue  # a follow-up event: counted, no vector needed
-            d = t - delay
-            cut = d - d % w
-            if cut <= closed_until:
-                done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut, entry[6]))
-            else:
-                waiting = pending.get(cut)
-                if waiting is None:
-                    waiting = pending[cut] = []
-                    heapq.heappush(self._pending_cuts, cut)
-                waiting.append(entry)
+        if not self.any_vectors:
+            for entry in chunk.events:
+                items.add(entry[5], entry[3], entry[4])  # item_id, ts, type index
+        else:
+            for entry in chunk.events:
+                event, _, _, t, k, item_id, _ = entry
+                items.add(item_id, t, k)
+                if k and not all_vectors:
+                    continue  # a follow-up event: counted, no vector needed
+                d = t - delay
+                cut = d - d % w
+                if cut <= closed_until:
+                    done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut, entry[6]))
+                else:
+                    waiting = pending.get(cut)
+                    if waiting is None:
+                        waiting = pending[cut] = []
+                        heapq.heappush(self._pending_cuts, cut)
+                    waiting.append(entry)
         records: list[Record] = []
         if chunk.partition >= len(self.marks):
             msg = f"chunk from partition {chunk.partition}, but the item stage was built for {len(self.marks)}"
@@ -145,7 +157,7 @@ class ItemShardState:
         cfg = self.config
         items = self.items
         n = 0
-        for item_id, ws, counts in items.close_windows(self.watermark):
+        for item_id, ws, counts in items.close_windows(self.watermark, self.any_vectors):
             key, value = window_record("item", item_id, ws, cfg.window_ms, counts, cfg.priors)
             records.append(("item_features", key, value))
             n += 1

@@ -31,7 +31,8 @@ class LocalPipeline:
     def __init__(self, config: FeaturesConfig, partitions: int, want_follow_ups: bool = False,
                  vectors_for: str = "all", keep_events: bool = True, want_contexts: bool = True):
         self.config = config
-        self.partitions = [PartitionState(config, p, want_follow_ups, vectors_for == "views", keep_events, want_contexts)
+        self.partitions = [PartitionState(config, p, want_follow_ups, vectors_for != "all", keep_events, want_contexts,
+                                          vectors_for != "none")
                            for p in range(partitions)]
         self.shards = [ItemShardState(config, s, partitions, vectors_for) for s in range(config.item_shards)]
         self.out = LocalOutput()

@@ -98,7 +98,8 @@ class PartitionState:
     """State and logic of one input partition; pickled for Bytewax recovery."""
 
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
-                 views_only: bool = False, keep_events: bool = True, want_contexts: bool = True):
+                 views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
+                 vectors: bool = True):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -114,6 +115,12 @@ class PartitionState:
         # Whether a view's entry carries its context tuple (VIEW_CONTEXT: what scoring reads, and
         # how the outputs tell views apart); without a model and without examples, none is read.
         self.want_contexts = want_contexts
+        # Whether any output reads a point-in-time vector (scoring, examples, the event-features
+        # topic). Without, users are only counted into their windows (ArrivalTable.count: no
+        # horizon totals, no tiles beyond the open windows), every entry carries 0 for its
+        # vectors and the item stage only counts. Never switched on for a state that counted
+        # without: only runs with recovery snapshot, and they always need vectors.
+        self.vectors = vectors
         retention = config.retention_ms
         # Users, with their counts broken down by category (user x category) in the same entity.
         self.users = ArrivalTable(
@@ -138,10 +145,11 @@ class PartitionState:
         "sent_watermark", "counters",
     )
 
-    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool],
+    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool, bool],
                                   dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
-        args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts)
+        args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
+                self.vectors)
         return PartitionState, args, {
             name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
@@ -149,7 +157,7 @@ class PartitionState:
         if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
             self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
             self.item_shards, self.last_event_wall = {}, None
-            self.views_only, self.keep_events, self.want_contexts = False, True, True
+            self.views_only, self.keep_events, self.want_contexts, self.vectors = False, True, True, True
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
 
@@ -174,6 +182,7 @@ class PartitionState:
         seen = self.seen
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
         views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
+        vectors = self.vectors
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -225,14 +234,21 @@ class PartitionState:
                     if wm >= self.next_boundary or wm > self.next_forget:
                         self._on_watermark(records)
             k = type_index[event["event_type"]]
-            category: str = event["category"]
             user_id: str = event["user_id"]
-            slot = slots.get(category) or self._new_category(category)
-            vec = users.observe(user_id, t, k, slot)
             item_id: str = event["item_id"]
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
+            if not vectors:  # windows only: nothing reads a vector, the item stage only counts
+                users.count(user_id, t, k)
+                chunks[shard].append((None, 0, 0, t, k, item_id, None))
+                if k and self.want_follow_ups:
+                    follow_ups.append((event["view_id"], k, t))
+                accepted += 1
+                continue
+            category: str = event["category"]
+            slot = slots.get(category) or self._new_category(category)
+            vec = users.observe(user_id, t, k, slot)
             kept = event if keep_events else None
             if k:
                 if views_only:
@@ -330,7 +346,7 @@ class PartitionState:
         cfg = self.config
         n = 0
         own = (1 << 128) - 1  # the user's own counts: slot 0 of the window
-        for user_id, ws, counts in self.users.close_windows(self.watermark):
+        for user_id, ws, counts in self.users.close_windows(self.watermark, self.vectors):
             key, value = window_record("user", user_id, ws, cfg.window_ms, counts & own, cfg.priors)
             records.append(("user_features", key, value))
             n += 1

@@ -393,6 +393,44 @@ class ArrivalTable(TileTable):
         self._trim(e)
         return vec
 
+    def count(self, key: str, t: int, k: int) -> None:
+        """Count an event of type index ``k`` at ``t`` into its window only (no vector).
+
+        For runs in which no output reads a point-in-time vector: the entity then keeps its
+        open windows only (close them with ``close_windows(..., keep=False)``), no horizon
+        totals and no out-of-order buffer. ``fast_until`` is the next hour boundary here (the
+        eviction bucket changes there). Do not mix with :meth:`observe` on one table.
+        """
+        e = self.entities.get(key)
+        if e is not None and e.max_ts <= t < e.fast_until:
+            e.max_ts = t
+            if t - e.cur_ws < self.window_ms:
+                e.cur_w += INC_WINDOW[k]
+            else:
+                self._roll(key, e, t - t % self.window_ms, INC_WINDOW[k])
+            return
+        if e is None:
+            e = self._new(key, t, t - self.lateness_ms)
+        if t > e.max_ts:
+            e.max_ts = t
+            if t // HOUR_MS > e.bucket:
+                self._touch(key, e, t)
+        e.fast_until = (e.bucket + 1) * HOUR_MS
+        ws = t - t % self.window_ms
+        if ws > e.cur_ws:
+            self._roll(key, e, ws, INC_WINDOW[k])
+        elif ws == e.cur_ws:
+            e.cur_w += INC_WINDOW[k]
+        else:  # out of order into an earlier, still open window
+            j = _find_window(e, ws)
+            if j >= 0:
+                e.min_c[j] += INC_WINDOW[k]
+            else:
+                j = bisect_left(e.min_ws, ws)
+                e.min_ws.insert(j, ws)
+                e.min_c.insert(j, INC_WINDOW[k])
+                self._register(key, ws)
+
     def _roll(self, key: str, e: Entity, ws: int, first: int) -> None:
         """Start window ``ws``; the finished current window joins the minute tiles."""
         if e.cur_ws != NO_WINDOW:
@@ -428,15 +466,34 @@ class ArrivalTable(TileTable):
         j = _find_window(e, ws)
         return e.min_c[j] if j >= 0 else 0
 
-    def close_windows(self, watermark: int) -> Iterator[tuple[str, int, int]]:
-        """Yield ``(key, window_start, packed counts)`` for windows that end <= watermark."""
+    def close_windows(self, watermark: int, keep: bool = True) -> Iterator[tuple[str, int, int]]:
+        """Yield ``(key, window_start, packed counts)`` for windows that end <= watermark.
+
+        ``keep=False`` (tables fed by :meth:`count`): a closed window is also forgotten.
+        """
         if self.registry is None:
             return
         heap, w_ms = self._registry_heap, self.window_ms
         while heap and heap[0] + w_ms <= watermark:
             ws = heapq.heappop(heap)
             for key in self.registry.pop(ws):
-                yield key, ws, self.window_counts(key, ws)
+                if keep:
+                    yield key, ws, self.window_counts(key, ws)
+                    continue
+                e = self.entities.get(key)
+                if e is None:  # evicted since
+                    yield key, ws, 0
+                elif e.cur_ws == ws:
+                    # No later event can fall into it (it is behind the watermark).
+                    counts = e.cur_w
+                    e.cur_ws, e.cur_w = NO_WINDOW, 0
+                    yield key, ws, counts
+                else:  # windows close in start order: it is the oldest tile
+                    j = _find_window(e, ws)
+                    counts = e.min_c[j] if j >= 0 else 0
+                    if j >= 0:
+                        del e.min_ws[j], e.min_c[j]
+                    yield key, ws, counts
 
     def open_windows(self) -> int:
         return sum(len(v) for v in self.registry.values()) if self.registry else 0
@@ -486,8 +543,12 @@ class ClosedWindowTable(TileTable):
             keys.append(key)
         e.cur_ws, e.cur_w = ws, w + INC_WINDOW[k]
 
-    def close_windows(self, watermark: int) -> Iterator[tuple[str, int, int]]:
-        """Close windows ending <= watermark: add them to the totals and yield them."""
+    def close_windows(self, watermark: int, keep: bool = True) -> Iterator[tuple[str, int, int]]:
+        """Close windows ending <= watermark: add them to the totals and yield them.
+
+        ``keep=False``: no query will read them (no output needs vectors), so closed windows
+        are only yielded; an item then keeps no tiles.
+        """
         heap, w_ms, rep = self._registry_heap, self.window_ms, self.rep
         while heap and heap[0] + w_ms <= watermark:
             ws = heapq.heappop(heap)
@@ -499,9 +560,10 @@ class ClosedWindowTable(TileTable):
                 else:
                     assert e.open is not None
                     w = e.open.pop(ws)
-                e.min_ws.append(ws)  # windows close in start order: the list stays sorted
-                e.min_c.append(w)
-                e.total += w * rep
+                if keep:
+                    e.min_ws.append(ws)  # windows close in start order: the list stays sorted
+                    e.min_c.append(w)
+                    e.total += w * rep
                 yield key, ws, w
         boundary = watermark - watermark % w_ms
         if boundary > self.closed_until:

@@ -121,24 +121,7 @@ def test_engine_matches_brute_force(seed):
     wall = T0 + 86_400_000
     out = run_local(SMALL, interleave(parts, seed, wall), partitions=len(parts))
     dead, windows, vectors = oracle(parts, SMALL, wall)
-
-    got_dead = {}
-    got_windows = {"user": {}, "item": {}}
-    for destination, key, value in out.records:
-        v = orjson.loads(value)
-        if destination == "dead_letters":
-            src = v["source"]
-            assert (src["partition"], src["offset"]) not in got_dead, "one dead letter per input record"
-            got_dead[(src["partition"], src["offset"])] = v["reason"]
-        else:
-            kind = destination.split("_")[0]
-            wkey = (v[f"{kind}_id"], v["window_start"])
-            assert wkey not in got_windows[kind], f"window {wkey} emitted twice"
-            assert key == f"{wkey[0]}@{wkey[1]}".encode()
-            got_windows[kind][wkey] = [v["views"], v["clicks"], v["add_carts"], v["purchases"]]
-    assert got_dead == dead
-    assert got_windows["user"] == dict(windows["user"])
-    assert got_windows["item"] == dict(windows["item"])
+    got_dead = check_records(out.records, dead, windows)
 
     n_groups = len(SMALL.horizons)
     got_vectors = {}
@@ -153,6 +136,41 @@ def test_engine_matches_brute_force(seed):
         assert got_vectors[event_id] == expected, event_id
     n_in = sum(len(v) for v in parts)
     assert len(got_vectors) + len(got_dead) == n_in  # every input is used or a dead letter
+
+
+@pytest.mark.parametrize("seed", range(12, 18))
+def test_windows_only_counting_matches_brute_force(seed):
+    """Without any vector to compute (features-only runs), the same windows and dead letters."""
+    parts = make_log(seed)
+    wall = T0 + 86_400_000
+    out = run_local(SMALL, interleave(parts, seed, wall), partitions=len(parts), vectors_for="none",
+                    keep_events=False, want_contexts=False)
+    dead, windows, _ = oracle(parts, SMALL, wall)
+    check_records(out.records, dead, windows)
+    assert out.vectors == []
+
+
+def check_records(records, dead, windows) -> dict:
+    """Windows and dead letters against the oracle's; return the dead letters by (partition, offset)."""
+    got_dead = {}
+    got_windows = {"user": {}, "item": {}}
+    for destination, key, value in records:
+        v = orjson.loads(value)
+        if destination == "dead_letters":
+            src = v["source"]
+            assert (src["partition"], src["offset"]) not in got_dead, "one dead letter per input record"
+            got_dead[(src["partition"], src["offset"])] = v["reason"]
+        else:
+            kind = destination.split("_")[0]
+            wkey = (v[f"{kind}_id"], v["window_start"])
+            assert wkey not in got_windows[kind], f"window {wkey} emitted twice"
+            assert key == f"{wkey[0]}@{wkey[1]}".encode()
+            got_windows[kind][wkey] = [v["views"], v["clicks"], v["add_carts"], v["purchases"]]
+    assert got_dead == dead
+    assert got_windows["user"] == dict(windows["user"])
+    assert got_windows["item"] == dict(windows["item"])
+    assert got_windows["user"] and got_windows["item"]
+    return got_dead
 
 
 def test_batching_and_interleaving_do_not_change_outputs():

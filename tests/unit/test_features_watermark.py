@@ -95,6 +95,27 @@ def test_state_stays_bounded_and_idle_users_are_evicted():
     assert returning[1] == 0 and returning[3] == 0  # user and user x category counts start over
 
 
+def test_counting_windows_only_keeps_no_closed_window():
+    """Without vectors (features-only runs), users and items keep their open windows only."""
+    p = LocalPipeline(CFG, partitions=1, vectors_for="none", keep_events=False, want_contexts=False)
+    step = 7_000  # 3 users, 2 items, an event every 7 s of event time for 10 hours, some out of order
+    for i in range(5_000):
+        t = T0 + i * step - (4_000 if i % 11 == 0 else 0)
+        p.feed(RawBatch("t", 0, [i], [event(i, t, user=f"u{i % 3}", item=f"i{i % 2}",
+                                            event_type=EVENT_TYPES[i % 4])], wall_ms=T0 + 10**10))
+        if i % 500 == 499:
+            state = p.partitions[0]
+            for e in state.users.entities.values():
+                # every window a user still holds is open: it ends after the watermark
+                assert all(ws + CFG.window_ms > state.watermark for ws in [*e.min_ws, e.cur_ws] if ws > 0)
+                assert len(e.min_ws) <= 1 and e.raw == [] and e.total == 0
+            for shard in p.shards:
+                assert all(e.min_ws == [] and e.total == 0 for e in shard.items.entities.values())
+    user_windows = windows(p, "user_features")
+    assert len(user_windows) > 3 * 500 and sum(w["views"] + w["clicks"] for w in user_windows) > 2_000
+    assert p.out.vectors == []
+
+
 def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
     # Waiting events and the partition's item-shard cache go through pickle (Bytewax
     # snapshots); a resumed pipeline must write what an uninterrupted one writes. Snapshots
@@ -229,7 +250,7 @@ def test_the_flow_keeps_what_its_outputs_read():
     from dataflows.features import EntryNeeds, FlowConfig, entry_needs
 
     plain = FlowConfig(model_path=None)
-    assert entry_needs(plain, scoring=False, recovery=False) == EntryNeeds(True, False, False)
+    assert entry_needs(plain, scoring=False, recovery=False) == EntryNeeds(True, False, False, vectors=False)
     assert entry_needs(plain, scoring=True, recovery=False) == EntryNeeds(True, False, True)
     assert entry_needs(plain, scoring=False, recovery=True) == EntryNeeds(True, False, True)  # a later run may score
     examples = FlowConfig(model_path=None, backfill=True, examples_out="x.jsonl")
