@@ -95,7 +95,38 @@ FIELDS: Final = (
     "view_id",
     "rating",
 )
-_STR_FIELDS: Final = ("event_id", "user_id", "item_id", "session_id", "category", "country", "device")
+
+
+def parsed_keys(names: tuple[str, ...]) -> dict[str, str]:
+    """The key objects that ``orjson.loads`` hands out for ``names``, by name.
+
+    orjson caches the strings it makes for object keys, so every parsed event carries these
+    same objects. A dict lookup by the identical object skips comparing the strings: ~25 ns
+    less per lookup here, and the hot path makes ~20 per event (check, then the partition
+    stage). Looked up by an equal but different string, the dict still answers the same.
+
+    >>> key = parsed_keys(("ts",))["ts"]
+    >>> next(iter(orjson.loads(b'{"ts": 1}'))) is key
+    True
+    """
+    return {k: k for k in orjson.loads(orjson.dumps(dict.fromkeys(names, 0)))}
+
+
+_KEYS: Final = parsed_keys(FIELDS)
+#: The field names as orjson's key objects (see :func:`parsed_keys`): what the hot path looks up.
+K_SCHEMA_VERSION: Final = _KEYS["schema_version"]
+K_EVENT_ID: Final = _KEYS["event_id"]
+K_EVENT_TYPE: Final = _KEYS["event_type"]
+K_TS: Final = _KEYS["ts"]
+K_USER_ID: Final = _KEYS["user_id"]
+K_ITEM_ID: Final = _KEYS["item_id"]
+K_CATEGORY: Final = _KEYS["category"]
+K_PRICE: Final = _KEYS["price"]
+K_COUNTRY: Final = _KEYS["country"]
+K_DEVICE: Final = _KEYS["device"]
+K_VIEW_ID: Final = _KEYS["view_id"]
+K_RATING: Final = _KEYS["rating"]
+_STR_FIELDS: Final = tuple(_KEYS[f] for f in ("event_id", "user_id", "item_id", "session_id", "category", "country", "device"))
 _MAX_ID_LEN: Final = 128
 #: 2000-01-01T00:00:00Z in epoch ms; anything earlier is a unit error (seconds, not ms).
 TS_MIN_MS: Final = 946_684_800_000
@@ -158,7 +189,7 @@ def check(obj: Any) -> Rejection | None:
     if type(obj) is not dict:
         return Rejection("unparseable", f"expected a JSON object, got {type(obj).__name__}")
     event: dict[str, Any] = obj  # typed: compiled (events/native.py), its reads are native dict reads
-    version = event.get("schema_version")
+    version = event.get(K_SCHEMA_VERSION)
     if version != SCHEMA_VERSION or type(version) is not int:  # True == 1, but is not a version
         if version is None:
             return Rejection("schema", "missing field 'schema_version'")
@@ -171,7 +202,7 @@ def check(obj: Any) -> Rejection | None:
             if f not in event:
                 return Rejection("schema", f"missing field {f!r}")
             return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
-    event_type = event.get("event_type")
+    event_type = event.get(K_EVENT_TYPE)
     if type(event_type) is not str or event_type not in EVENT_TYPE_INDEX:
         if "event_type" not in event:
             return Rejection("schema", "missing field 'event_type'")
@@ -180,25 +211,25 @@ def check(obj: Any) -> Rejection | None:
         return Rejection(
             "unknown_event_type", f"event_type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
         )
-    ts = event.get("ts")
+    ts = event.get(K_TS)
     if type(ts) is not int:  # bool is a subclass of int and is not a valid time
         if "ts" not in event:
             return Rejection("schema", "missing field 'ts'")
         return Rejection("schema", f"ts must be an integer (epoch ms), got {ts!r}")
     if ts < TS_MIN_MS:
         return Rejection("ts_out_of_range", f"ts {ts} is before 2000-01-01 (seconds instead of milliseconds?)")
-    price = event.get("price")
+    price = event.get(K_PRICE)
     if not (type(price) is float or type(price) is int) or not 0 < price <= 1e9:  # NaN fails the comparison
         if "price" not in event:
             return Rejection("schema", "missing field 'price'")
         return Rejection("schema", f"price must be a positive number, got {price!r}")
-    view_id = event.get("view_id")
+    view_id = event.get(K_VIEW_ID)
     if event_type == "view":
         if view_id is not None:
             return Rejection("schema", f"view_id must be null on a view, got {view_id!r}")
     elif type(view_id) is not str or not view_id:
         return Rejection("schema", f"view_id must be a non-empty string on a {event_type}")
-    rating = event.get("rating")
+    rating = event.get(K_RATING)
     if event_type == "purchase":
         if type(rating) is not int or not 1 <= rating <= 5:
             return Rejection("schema", f"rating must be an integer 1..5 on a purchase, got {rating!r}")

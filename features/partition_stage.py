@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 import orjson
 from mypy_extensions import mypyc_attr
 
-from events.schema import EVENT_TYPE_INDEX, check
+from events.schema import (EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
+                           K_PRICE, K_TS, K_USER_ID, K_VIEW_ID, check)
 from features.config import FeaturesConfig
 from features.records import Record, dead_letter, window_record
 from features.tiles import ArrivalTable
@@ -208,14 +209,14 @@ class PartitionState:
                 continue
             # Typed from here on (check() vouches for the types): compiled, these are native reads.
             event: dict[str, Any] = parsed
-            t: int = event["ts"]
+            t: int = event[K_TS]
             if t > future_limit:
                 # The detail names no wall-clock reading: a replay must write the same bytes.
                 self._dead(records, "ts_out_of_range", "time_check",
                            f"ts {t} is more than {cfg.max_future_ms} ms ahead of the wall clock",
                            source, offset, raw, event)
                 continue
-            event_id: str = event["event_id"]
+            event_id: str = event[K_EVENT_ID]
             if event_id in seen:
                 self._dead(records, "duplicate", "dedup", f"event_id {event_id!r} already seen at ts {seen[event_id]}",
                            source, offset, raw, event)
@@ -233,9 +234,9 @@ class PartitionState:
                     wm = self.watermark = t - lateness
                     if wm >= self.next_boundary or wm > self.next_forget:
                         self._on_watermark(records)
-            k = type_index[event["event_type"]]
-            user_id: str = event["user_id"]
-            item_id: str = event["item_id"]
+            k = type_index[event[K_EVENT_TYPE]]
+            user_id: str = event[K_USER_ID]
+            item_id: str = event[K_ITEM_ID]
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
@@ -243,10 +244,10 @@ class PartitionState:
                 users.count(user_id, t, k)
                 chunks[shard].append((None, 0, 0, t, k, item_id, None))
                 if k and self.want_follow_ups:
-                    follow_ups.append((event["view_id"], k, t))
+                    follow_ups.append((event[K_VIEW_ID], k, t))
                 accepted += 1
                 continue
-            category: str = event["category"]
+            category: str = event[K_CATEGORY]
             slot = slots.get(category) or self._new_category(category)
             vec = users.observe(user_id, t, k, slot)
             kept = event if keep_events else None
@@ -256,11 +257,11 @@ class PartitionState:
                 else:
                     chunks[shard].append((kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, None))
                 if self.want_follow_ups:
-                    follow_ups.append((event["view_id"], k, t))
+                    follow_ups.append((event[K_VIEW_ID], k, t))
             else:
                 # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
-                context = (event_id, user_id, item_id, category, event["country"], event["device"], t,
-                           event["price"]) if want_contexts else None
+                context = (event_id, user_id, item_id, category, event[K_COUNTRY], event[K_DEVICE], t,
+                           event[K_PRICE]) if want_contexts else None
                 chunks[shard].append((kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
             accepted += 1
 
