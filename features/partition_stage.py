@@ -331,9 +331,9 @@ class PartitionState:
         horizon = wm - dedup
         order = self.seen_order
         if order and order[0][0] < horizon:
-            seen = self.seen
+            seen, oldest = self.seen, order.popleft  # bound: compiled, a call by name looks the method up
             while order and order[0][0] < horizon:
-                seen.pop(order.popleft()[1], None)
+                del seen[oldest()[1]]  # every id in the order is in seen (both change only here and in process)
         # An id leaves once the watermark passes its time + horizon; new ids are >= wm.
         self.next_forget = order[0][0] + dedup if order else min(wm + dedup, POS_INF)
 
