@@ -245,8 +245,9 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         ctx.monitor.observe_partition(state)
         freezer.tick()
 
+    # A backfill ends with EOF; an idle partition follows the wall clock only in a live run.
     source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None, needs=needs,
-                          snapshot_states=recovery, observe=observe_partition)
+                          snapshot_states=recovery, observe=observe_partition, follow_wall_clock=not config.backfill)
     formatter = VectorOutputs(
         n_groups=len(config.features.horizons),
         score=scorer.score if scorer is not None else None,

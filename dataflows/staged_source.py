@@ -53,10 +53,10 @@ class EntryNeeds:
 class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
     def __init__(self, raw: StatefulSourcePartition[RawBatch, Any], config: FeaturesConfig, want_follow_ups: bool,
                  needs: EntryNeeds, states: dict[int, PartitionState] | None, snapshot_states: bool,
-                 observe: Callable[[PartitionState], None]):
+                 observe: Callable[[PartitionState], None], follow_wall_clock: bool):
         self.raw, self.config, self.want_follow_ups, self.needs = raw, config, want_follow_ups, needs
         self.states: dict[int, PartitionState] = states or {}
-        self.snapshot_states, self.observe = snapshot_states, observe
+        self.snapshot_states, self.observe, self.follow_wall_clock = snapshot_states, observe, follow_wall_clock
 
     def next_batch(self) -> list[StageOutput]:
         out: list[StageOutput] = []
@@ -66,7 +66,7 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
                 needs = self.needs
                 state = self.states[batch.partition] = PartitionState(
                     self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
-                    needs.want_contexts, needs.vectors)
+                    needs.want_contexts, needs.vectors, self.follow_wall_clock)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -91,13 +91,16 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
     paid for, when the flow runs with recovery). A finished input partition (end of a
     backfill) arrives as a batch with ``eof`` set, which closes its windows; a live flow
     that is asked to stop ends its partitions without one, so open windows stay open.
+    ``follow_wall_clock``: an idle partition's watermark follows the wall clock (live runs;
+    a backfill ends with EOF instead, so its outputs do not depend on its speed); also set on
+    restored states.
     """
 
     def __init__(self, raw: FixedPartitionedSource[RawBatch, Any], config: FeaturesConfig,
                  want_follow_ups: bool = False, needs: EntryNeeds = EntryNeeds(), snapshot_states: bool = False,
-                 observe: Callable[[PartitionState], None] = lambda state: None):
+                 observe: Callable[[PartitionState], None] = lambda state: None, follow_wall_clock: bool = True):
         self.raw, self.config, self.want_follow_ups, self.needs = raw, config, want_follow_ups, needs
-        self.snapshot_states, self.observe = snapshot_states, observe
+        self.snapshot_states, self.observe, self.follow_wall_clock = snapshot_states, observe, follow_wall_clock
 
     def list_parts(self) -> list[str]:
         return self.raw.list_parts()
@@ -111,5 +114,6 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
             # this run's outputs decide, not the snapshot's
             state.views_only, state.keep_events, state.want_contexts, state.vectors = (
                 self.needs.views_only, self.needs.keep_events, self.needs.want_contexts, self.needs.vectors)
+            state.follow_wall_clock = self.follow_wall_clock
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
-                                self.observe)
+                                self.observe, self.follow_wall_clock)

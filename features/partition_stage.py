@@ -100,7 +100,7 @@ class PartitionState:
 
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
                  views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
-                 vectors: bool = True):
+                 vectors: bool = True, follow_wall_clock: bool = True):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -122,6 +122,11 @@ class PartitionState:
         # vectors and the item stage only counts. Never switched on for a state that counted
         # without: only runs with recovery snapshot, and they always need vectors.
         self.vectors = vectors
+        # Whether an idle partition's watermark follows the wall clock (live). A backfill ends
+        # with EOF, which closes everything; following the wall clock there would make its
+        # outputs depend on its speed (a partition starved of fetches for the idle timeout
+        # turned its later events late).
+        self.follow_wall_clock = follow_wall_clock
         retention = config.retention_ms
         # Users, with their counts broken down by category (user x category) in the same entity.
         self.users = ArrivalTable(
@@ -146,11 +151,11 @@ class PartitionState:
         "sent_watermark", "counters",
     )
 
-    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool, bool],
+    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool],
                                   dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
-                self.vectors)
+                self.vectors, self.follow_wall_clock)
         return PartitionState, args, {
             name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
 
@@ -159,6 +164,7 @@ class PartitionState:
             self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
             self.item_shards, self.last_event_wall = {}, None
             self.views_only, self.keep_events, self.want_contexts, self.vectors = False, True, True, True
+            self.follow_wall_clock = True
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
 
@@ -306,6 +312,8 @@ class PartitionState:
     def _advance_idle(self, wall: int, eof: bool) -> None:
         if eof:
             self.watermark = POS_INF
+            return
+        if not self.follow_wall_clock:
             return
         idle = wall - (self.last_event_wall if self.last_event_wall is not None else wall)
         over = idle - self.config.idle_timeout_ms

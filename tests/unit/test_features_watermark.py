@@ -7,7 +7,7 @@ import orjson
 from events.schema import EVENT_TYPES
 from features.config import FeaturesConfig
 from features.local import LocalPipeline
-from features.partition_stage import RawBatch
+from features.partition_stage import RawBatch, Records
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a window boundary
 CFG = FeaturesConfig(idle_timeout_ms=10_000, item_shards=2)
@@ -48,6 +48,26 @@ def test_an_idle_stream_closes_its_windows_with_the_wall_clock():
     p.feed(RawBatch("t", 0, [2], [event(2, T0 + 59_000)], wall_ms=wall + 76_000))
     late = [orjson.loads(v) for d, _, v in p.out.records if d == "dead_letters"]
     assert [x["reason"] for x in late] == ["late"]
+
+
+def test_a_backfill_does_not_follow_the_wall_clock():
+    """Its end (EOF) closes everything; an idle stretch of wall time must not make events late."""
+    from features.partition_stage import PartitionState
+
+    live, backfill = PartitionState(CFG, 0), PartitionState(CFG, 0, follow_wall_clock=False)
+    outcomes = []
+    for state in (live, backfill):
+        state.process(RawBatch("t", 0, [0], [event(0, T0 + 500)], wall_ms=T0))
+        state.process(RawBatch("t", 0, wall_ms=T0 + 600_000))  # ten minutes without a fetch for it
+        out = state.process(RawBatch("t", 0, [1], [event(1, T0 + 900)], wall_ms=T0 + 600_001))
+        dead = [orjson.loads(v)["reason"] for o in out if isinstance(o, Records) for d, _, v in o.records
+                if d == "dead_letters"]
+        outcomes.append((dead, state.watermark))
+    # live: the idle move (10 min of wall time beyond the timeout), then the event is late
+    assert outcomes[0] == (["late"], T0 + 500 - CFG.allowed_lateness_ms + 600_001 - CFG.idle_timeout_ms)
+    assert outcomes[1] == ([], T0 + 900 - CFG.allowed_lateness_ms)
+    flushed = backfill.flush()  # EOF: +infinity, the window closes
+    assert backfill.watermark > T0 + 10**9 and any(isinstance(o, Records) for o in flushed)
 
 
 def test_no_idle_move_while_events_keep_coming():
