@@ -246,11 +246,11 @@ class PartitionState:
             shard = shard_of.get(item_id)
             if shard is None:
                 shard = self._item_shard(item_id)
+            if k and self.want_follow_ups:
+                follow_ups.append((event[K_VIEW_ID], k, t))
             if not vectors:  # windows only: nothing reads a vector, the item stage only counts
                 users.count(user_id, t, k)
                 chunks[shard].append((None, 0, 0, t, k, item_id, None))
-                if k and self.want_follow_ups:
-                    follow_ups.append((event[K_VIEW_ID], k, t))
                 accepted += 1
                 continue
             category: str = event[K_CATEGORY]
@@ -262,8 +262,6 @@ class PartitionState:
                     chunks[shard].append((None, 0, 0, t, k, item_id, None))
                 else:
                     chunks[shard].append((kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, None))
-                if self.want_follow_ups:
-                    follow_ups.append((event[K_VIEW_ID], k, t))
             else:
                 # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
                 context = (event_id, user_id, item_id, category, event[K_COUNTRY], event[K_DEVICE], t,

@@ -381,14 +381,7 @@ class ArrivalTable(TileTable):
         if ws == e.cur_ws:
             e.cur_w += w_inc
         else:  # out of order into an earlier window (within the lateness, so inside every horizon)
-            j = _find_window(e, ws)
-            if j >= 0:
-                e.min_c[j] += w_inc
-            else:
-                j = bisect_left(e.min_ws, ws)
-                e.min_ws.insert(j, ws)
-                e.min_c.insert(j, w_inc)
-                self._register(key, ws)
+            self._add_earlier(key, e, ws, w_inc)
         e.raw.append(t << 12 | slot << 2 | k)
         self._trim(e)
         return vec
@@ -422,14 +415,18 @@ class ArrivalTable(TileTable):
         elif ws == e.cur_ws:
             e.cur_w += INC_WINDOW[k]
         else:  # out of order into an earlier, still open window
-            j = _find_window(e, ws)
-            if j >= 0:
-                e.min_c[j] += INC_WINDOW[k]
-            else:
-                j = bisect_left(e.min_ws, ws)
-                e.min_ws.insert(j, ws)
-                e.min_c.insert(j, INC_WINDOW[k])
-                self._register(key, ws)
+            self._add_earlier(key, e, ws, INC_WINDOW[k])
+
+    def _add_earlier(self, key: str, e: Entity, ws: int, inc: int) -> None:
+        """Count ``inc`` into window ``ws``, earlier than the current one (a tile, made if new)."""
+        j = _find_window(e, ws)
+        if j >= 0:
+            e.min_c[j] += inc
+        else:
+            j = bisect_left(e.min_ws, ws)
+            e.min_ws.insert(j, ws)
+            e.min_c.insert(j, inc)
+            self._register(key, ws)
 
     def _roll(self, key: str, e: Entity, ws: int, first: int) -> None:
         """Start window ``ws``; the finished current window joins the minute tiles."""
@@ -490,8 +487,9 @@ class ArrivalTable(TileTable):
                     yield key, ws, counts
                 else:  # windows close in start order: it is the oldest tile
                     j = _find_window(e, ws)
-                    counts = e.min_c[j] if j >= 0 else 0
+                    counts = 0
                     if j >= 0:
+                        counts = e.min_c[j]
                         del e.min_ws[j], e.min_c[j]
                     yield key, ws, counts
 
