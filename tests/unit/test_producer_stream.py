@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -18,6 +18,7 @@ from events.schema import COUNTRIES, check
 from producers.synthetic.config import ModelParams, ProducerConfig
 from producers.synthetic.runner import run
 from producers.synthetic.sinks import MemorySink
+from producers.synthetic.stream import span_for_events
 from producers.synthetic.world import UTC_OFFSET_H, top_share
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -173,3 +174,20 @@ def test_backfill_intensity_is_the_rate_with_a_daily_cycle_in_local_time(day):
     local_hour = np.array([(e["ts"] // 1000 + 3600 * offset_h[e["country"]]) % 86_400 // 3600 for e in events])
     per_hour = np.bincount(local_hour, minlength=24)
     assert per_hour[18:22].sum() > 3 * per_hour[2:6].sum()
+
+
+@pytest.mark.parametrize("end_hour", [5.5, 19.0])
+def test_span_for_events_sizes_a_history_by_count_whatever_the_hour(end_hour):
+    """The demo's history: the span that holds N events, ending at a quiet or a busy hour."""
+    n, rate = 20_000, 20.0
+    end = datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=end_hour)
+    end_ms = int(end.timestamp() * 1000)
+    span = span_for_events(n, rate, end_ms)
+    night, evening = (span_for_events(n, rate, int((end.replace(hour=0) + timedelta(hours=h)).timestamp() * 1000))
+                      for h in (5.5, 19.0))
+    assert night > 2 * evening  # a fixed span would hold 2x the events in the evening
+    cfg = replace(DAY, rate=rate, start=end - timedelta(seconds=span), duration_s=span)
+    exact, _ = produce(cfg)
+    assert 0.75 * n <= len(exact.values) <= 1.15 * n
+    roomy, report = produce(replace(cfg, start=end - timedelta(seconds=1.3 * span), duration_s=1.3 * span, count=n))
+    assert report["messages"] == n and report["last_ts"] < end_ms
