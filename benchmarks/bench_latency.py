@@ -3,7 +3,7 @@
 ``python -m benchmarks.bench_latency`` trains a model on generated history (about 20 s,
 :func:`benchmarks.common.train_model`) unless ``--model PATH`` is given. Every run then
 gets its own fresh embedded broker (the broker's cost grows with what it stores, see
-below, so runs must not inherit each other's data) and throwaway topics (4 partitions):
+below, so runs must not inherit each other's data) and throwaway topics (4 partitions, ``--partitions``):
 
 1. it starts the live flow, ``python -m dataflows.features`` in tail mode with
    ``MODEL_PATH`` and ``TOPIC_*`` pointing at the throwaway topics (``--recovery-runs``:
@@ -178,12 +178,12 @@ def latencies(seen: Observed, warmup_s: float, mode: str) -> LatencyRun:
                       start_ms=start, end_ms=last, cpu=seen.cpu, load=os.getloadavg()[0])
 
 
-def fresh_topics(bootstrap: str) -> Topics:
+def fresh_topics(bootstrap: str, partitions: int = PARTITIONS) -> Topics:
     """A full set of throwaway topics for one run."""
     tag = uuid.uuid4().hex[:8]
     topics = Topics(interactions=f"lat-in-{tag}", truth=f"lat-truth-{tag}", user_features=f"lat-uf-{tag}",
                     item_features=f"lat-if-{tag}", scores=f"lat-sc-{tag}", dead_letters=f"lat-dl-{tag}")
-    ensure_topics(bootstrap, topics.all(), partitions=PARTITIONS)
+    ensure_topics(bootstrap, topics.all(), partitions=partitions)
     return topics
 
 
@@ -261,12 +261,12 @@ def start_flow(bootstrap: str, topics: Topics, model: Path, recovery: bool,
 
 
 def run_once(model: Path, rate: float, seconds: float, warmup_s: float, recovery: bool, work: Path,
-             log: Log = log_stderr) -> LatencyRun:
+             log: Log = log_stderr, partitions: int = PARTITIONS) -> LatencyRun:
     """One live run on a fresh broker: flow up, producer paced for ``seconds``, latencies joined."""
     with EmbeddedBroker(port=0) as broker:
         bootstrap, process = broker.bootstrap, broker.process
         assert bootstrap is not None and process is not None
-        topics = fresh_topics(bootstrap)
+        topics = fresh_topics(bootstrap, partitions)
         flow, log_path = start_flow(bootstrap, topics, model, recovery, work)
         try:
             cmd = producer_cmd("--rate", f"{rate:g}", "--duration", f"{seconds:g}", "--topic", topics.interactions,
@@ -303,7 +303,8 @@ def write_series(runs: list[LatencyRun], path: Path) -> None:
 def tables(runs: list[LatencyRun], args: argparse.Namespace, model: str) -> str:
     """Markdown: a row per run and a median row per mode; then the same by time slice."""
     lines = [f"Latency produce -> score record (CreateTime to CreateTime, ms) at --rate {args.rate:g}, "
-             f"{args.duration:g} s of traffic per run, first {args.warmup:g} s discarded, a fresh broker per run; "
+             f"{args.duration:g} s of traffic per run, first {args.warmup:g} s discarded, a fresh broker per run, "
+             f"{args.partitions} partitions per topic; "
              f"model {model}; {load_average()}", "",
              "| mode | run | views scored | of produced | p50 | p90 | p99 | max | CPU broker | CPU flow "
              "| CPU producer | load (1 min) | p99 <= 25 ms |",
@@ -350,11 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3, help="live runs without recovery (default: 3)")
     p.add_argument("--recovery-runs", type=int, default=2,
                    help="live runs with -r recovery, snapshots every 10 s (default: 2; 0: none)")
+    p.add_argument("--partitions", type=int, default=PARTITIONS,
+                   help=f"partitions of every topic (default: {PARTITIONS}, the project's default)")
     p.add_argument("--series", type=Path, default=None, metavar="CSV",
                    help="also write every scored view's latencies here, for plots (default: none)")
     args = p.parse_args(argv)
     if args.warmup >= args.duration:
         p.error(f"--warmup ({args.warmup:g}) must be shorter than --duration ({args.duration:g})")
+    if args.partitions < 1:
+        p.error(f"--partitions must be >= 1, got {args.partitions}")
     if args.runs + args.recovery_runs < 1:
         p.error("nothing to run: --runs and --recovery-runs are both 0")
     runs: list[LatencyRun] = []
@@ -364,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         caption = describe_model(model)
         for recovery, count in ((False, args.runs), (True, args.recovery_runs)):
             for _ in range(count):
-                runs.append(run_once(model, args.rate, args.duration, args.warmup, recovery, work))
+                runs.append(run_once(model, args.rate, args.duration, args.warmup, recovery, work,
+                                     partitions=args.partitions))
     if args.series is not None:
         write_series(runs, args.series)
     print()
