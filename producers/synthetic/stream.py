@@ -45,6 +45,16 @@ def hourly_intensity(amplitude: float) -> np.ndarray:
     return 1.0 + amplitude * (shape - 1.0)
 
 
+def local_hour(utc_s: np.ndarray | float, country: np.ndarray | slice) -> np.ndarray:
+    """Local hour 0..23 (int64) at UTC epoch seconds ``utc_s`` in the countries ``country`` (indices or all).
+
+    >>> local_hour(9 * 3600.0, slice(None)).tolist()  # 09:00 UTC in COUNTRIES order
+    [4, 9, 10, 10, 18]
+    """
+    local_s = utc_s + 3600.0 * np.asarray(UTC_OFFSET_H)[country]
+    return ((local_s % 86400.0) // 3600.0).astype(np.int64)
+
+
 def span_for_events(events: int, rate: float, end_ms: int, amplitude: float = 1.0) -> float:
     """Seconds of event time ending at ``end_ms`` that hold about ``events`` events at ``rate``.
 
@@ -67,13 +77,11 @@ def span_for_events(events: int, rate: float, end_ms: int, amplitude: float = 1.
     """
     if events <= 0 or rate <= 0:
         raise ValueError(f"span_for_events: events and rate must be > 0, got {events} and {rate}")
-    intensity = hourly_intensity(amplitude)
-    offsets_s = 3600 * np.asarray(UTC_OFFSET_H, dtype=np.int64)
-    shares = np.asarray(COUNTRY_P)
+    intensity, shares = hourly_intensity(amplitude), np.asarray(COUNTRY_P)
     step_s, need, span = 60, events / rate, 0.0  # need: seconds at the mean intensity
     while True:
         t_s = end_ms // 1000 - span - step_s / 2  # the middle of the next minute back
-        mean = float(shares @ intensity[((t_s + offsets_s) % 86_400 // 3600).astype(np.int64)])
+        mean = float(shares @ intensity[local_hour(t_s, slice(None))])
         if mean * step_s >= need:
             return span + need / mean
         need, span = need - mean * step_s, span + step_s
@@ -171,8 +179,7 @@ class SessionSimulator:
         n = int(rng.poisson(self.session_rate * (t1 - t0) * peak))
         t = t0 + rng.random(n) * (t1 - t0)
         user = sample_cdf(self.world.activity_cdf, rng.random(n))
-        local_s = self.start_ms / 1000.0 + t + 3600.0 * np.asarray(UTC_OFFSET_H)[self.world.users.country[user]]
-        hour = ((local_s % 86400.0) // 3600.0).astype(np.int64)
+        hour = local_hour(self.start_ms / 1000.0 + t, self.world.users.country[user])
         keep = rng.random(n) * peak < self.intensity[hour]
         return t[keep], user[keep]
 

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
+from demo.__main__ import history_span_s
 from events.schema import COUNTRIES, check
 from producers.synthetic.config import ModelParams, ProducerConfig
 from producers.synthetic.runner import run
@@ -176,18 +177,24 @@ def test_backfill_intensity_is_the_rate_with_a_daily_cycle_in_local_time(day):
     assert per_hour[18:22].sum() > 3 * per_hour[2:6].sum()
 
 
+def epoch_ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def test_a_history_span_for_a_count_is_longer_at_night():
+    night, evening = (span_for_events(20_000, 20.0, epoch_ms(START + timedelta(hours=h))) for h in (5.5, 19.0))
+    assert night > 2 * evening  # a fixed span would hold 2x the events in the evening
+
+
 @pytest.mark.parametrize("end_hour", [5.5, 19.0])
 def test_span_for_events_sizes_a_history_by_count_whatever_the_hour(end_hour):
     """The demo's history: the span that holds N events, ending at a quiet or a busy hour."""
     n, rate = 20_000, 20.0
-    end = datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=end_hour)
-    end_ms = int(end.timestamp() * 1000)
-    span = span_for_events(n, rate, end_ms)
-    night, evening = (span_for_events(n, rate, int((end.replace(hour=0) + timedelta(hours=h)).timestamp() * 1000))
-                      for h in (5.5, 19.0))
-    assert night > 2 * evening  # a fixed span would hold 2x the events in the evening
+    end = START + timedelta(hours=end_hour)
+    span = span_for_events(n, rate, epoch_ms(end))
     cfg = replace(DAY, rate=rate, start=end - timedelta(seconds=span), duration_s=span)
     exact, _ = produce(cfg)
     assert 0.75 * n <= len(exact.values) <= 1.15 * n
-    roomy, report = produce(replace(cfg, start=end - timedelta(seconds=1.3 * span), duration_s=1.3 * span, count=n))
-    assert report["messages"] == n and report["last_ts"] < end_ms
+    roomy = history_span_s(n, rate, epoch_ms(end))  # the demo's span, with its margin
+    _, report = produce(replace(cfg, start=end - timedelta(seconds=roomy), duration_s=roomy, count=n))
+    assert report["messages"] == n and report["last_ts"] < epoch_ms(end)
