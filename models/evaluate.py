@@ -38,6 +38,7 @@ import numpy as np
 import orjson
 
 from broker.admin import BrokerUnreachable
+from common.config_cli import config_parser, option, require_field, run_cli
 from models import plots
 from models.artifact import ArtifactError, load_artifact
 from models.baselines import fit_logistic_regression, item_popularity
@@ -53,17 +54,7 @@ from models.metrics import (
     roc_curve,
 )
 from models.scorer import Scorer
-from models.train import (
-    Log,
-    TrainConfig,
-    config_parser,
-    option,
-    predict_logits,
-    prepare,
-    require_both_labels,
-    require_field,
-    run_cli,
-)
+from models.train import Log, TrainConfig, predict_logits, prepare, require_both_labels
 
 SCORE_CHUNK = 8_192  # events per Scorer.score_features call
 

@@ -29,19 +29,18 @@ optimisation loop, shared with the logistic-regression baseline.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from common.config_cli import config_parser, option, require_field, run_cli
 from features.spec import FeatureSpec
 from models.artifact import ModelArtifact, save_artifact
 from models.data import Examples, ExamplesError, Normaliser, TimeSplit, load_examples
@@ -50,19 +49,6 @@ from models.metrics import log_loss, roc_auc
 
 Log = Callable[[str], None]
 _DEFAULT_MODEL = DLRMConfig()
-
-
-def require_field(ok: bool, cls: str, name: str, requirement: str, value: object) -> None:
-    """Raise ``ValueError("TrainConfig.lr (--lr) must be ..., got ...")`` unless ``ok``."""
-    if not ok:
-        flag = "--" + name.replace("_", "-")
-        msg = f"{cls}.{name} ({flag}) must be {requirement}, got {value!r}"
-        raise ValueError(msg)
-
-
-def option(default: Any, help_: str) -> Any:
-    """A config field whose help text the CLI shows (one place for the meaning and the unit)."""
-    return field(default=default, metadata={"help": help_})
 
 
 @dataclass(frozen=True)
@@ -374,51 +360,6 @@ def train(cfg: TrainConfig, examples: Examples | None = None, spec: FeatureSpec 
         f"(epoch {best['epoch']}, step {best['step']}) in {time.monotonic() - t0:.1f}s"
     )
     return artifact
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (``prog: error: ...``) and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def config_parser(cls: type, prog: str, description: str) -> OneLineParser:
-    """One flag per field of a config dataclass (``batch_size`` -> ``--batch-size``).
-
-    The help text comes from the field's ``metadata["help"]``; tuples take several values,
-    ``Literal`` fields become choices, ``X | None`` fields take an X.
-    """
-    hints = typing.get_type_hints(cls)
-    parser = OneLineParser(prog=prog, description=description)
-    for f in fields(cls):
-        hint, default = hints[f.name], f.default
-        options: dict[str, Any] = {"default": default, "help": f"{f.metadata['help']} (default: {default})"}
-        args = typing.get_args(hint)
-        if typing.get_origin(hint) is tuple:
-            options |= {"type": args[0], "nargs": "+", "default": list(default)}
-        elif typing.get_origin(hint) is Literal:
-            options["choices"] = args
-        else:
-            options["type"] = next(a for a in args if a is not type(None)) if args else hint
-        parser.add_argument("--" + f.name.replace("_", "-"), **options)
-    return parser
-
-
-def run_cli(parser: OneLineParser, argv: list[str] | None, make: Callable[..., Any], run: Callable[[Any], object], errors: tuple[type[Exception], ...]) -> int:
-    """Parse flags, build the config (its ValueError is a usage error), run; known errors print one line and exit 2."""
-    args = parser.parse_args(argv)
-    try:
-        cfg = make(**vars(args))
-    except ValueError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    try:
-        run(cfg)
-    except errors as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

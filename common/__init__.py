@@ -1,0 +1,1 @@
+"""Small pieces every component shares (the config-to-command-line mechanism)."""
