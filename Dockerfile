@@ -22,6 +22,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 # The packages listed in pyproject.toml's [tool.setuptools.packages.find]. README.m[d] is a
 # glob so that the build does not fail while the README is missing (setuptools only warns).
 COPY pyproject.toml setup.py README.m[d] ./
+COPY common ./common
 COPY events ./events
 COPY broker ./broker
 COPY features ./features
@@ -34,7 +35,7 @@ RUN apt-get update \
     && pip install --no-cache-dir . \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && rm -rf events broker features producers dataflows models demo setup.py build
+    && rm -rf common events broker features producers dataflows models demo setup.py build
 # ^ the sources leave /app once installed: first on sys.path there, they would run instead of
 #   the compiled modules in site-packages.
 

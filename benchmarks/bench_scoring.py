@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--runs", type=int, default=3, help="runs with and without the model each (default: 3)")
     add_flow_run_arguments(g)
     args = p.parse_args(argv)
-    gc.set_threshold(*GC_THRESHOLDS)  # as dataflows.features.build_flow sets it for the flow
+    gc.set_threshold(*GC_THRESHOLDS)  # as dataflows.wiring.build_flow sets it for the flow
     with tempfile.TemporaryDirectory(prefix="bench-scoring-model-") as tmp:
         model = args.model or train_model(Path(tmp) / "dlrm.pt").path
         caption = f"Model: {describe_model(model)}"

@@ -50,23 +50,33 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def config_parser(cls: type, prog: str, description: str) -> OneLineParser:
+def config_parser(cls: type, prog: str, description: str, given_only: bool = False) -> OneLineParser:
     """One flag per field of a config dataclass (``batch_size`` -> ``--batch-size``).
 
-    The help text comes from the field's ``metadata["help"]``; tuples take several values,
-    ``Literal`` fields become choices, ``X | None`` fields take an X, ``bool`` fields are
-    switches (``--flag`` / ``--no-flag``).
+    The help text comes from the field's ``metadata["help"]``; fields without one (deployment
+    settings, derived values) are not flags. Tuples take several values, ``Literal`` fields
+    become choices, ``X | None`` fields take an X, ``bool`` fields are switches (``--flag`` /
+    ``--no-flag``). With ``given_only`` the parsed namespace holds only the flags given on
+    the command line, for configs that fill the rest from elsewhere (the environment).
     """
     hints = typing.get_type_hints(cls)
-    parser = OneLineParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description,
+                           argument_default=argparse.SUPPRESS if given_only else None)
     for f in fields(cls):
+        if "help" not in f.metadata:
+            continue
         hint, default = hints[f.name], f.default
-        options: dict[str, Any] = {"default": default, "help": f"{f.metadata['help']} (default: {default})"}
+        shown = "" if default is None else f" (default: {default})"
+        options: dict[str, Any] = {"help": f"{f.metadata['help']}{shown}"}
+        if not given_only:
+            options["default"] = default
         args = typing.get_args(hint)
         if hint is bool:
             options["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(hint) is tuple:
-            options |= {"type": args[0], "nargs": "+", "default": list(default)}
+            options |= {"type": args[0], "nargs": "+"}
+            if not given_only:
+                options["default"] = list(default)
         elif typing.get_origin(hint) is Literal:
             options["choices"] = args
         else:

@@ -1,6 +1,6 @@
 """Run the two stages in one thread, without Bytewax: the reference driver for tests.
 
-The dataflow (``dataflows/features.py``) wires the same :class:`PartitionState` and
+The dataflow (``dataflows/wiring.py``) wires the same :class:`PartitionState` and
 :class:`ItemShardState` into Bytewax; this driver routes their outputs with plain Python,
 so the logic can be tested (and compared against a brute-force oracle) in milliseconds.
 """

@@ -26,8 +26,8 @@ def features(*args: str, env=None, timeout: float = 60) -> subprocess.CompletedP
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--window-s", "0"], "--window-s must be > 0, got 0"),
-        (["--item-shards", "0"], "--item-shards must be >= 1, got 0"),
+        (["--window-s", "0"], "FlowConfig.window_s (--window-s) must be > 0, got 0.0"),
+        (["--item-shards", "0"], "FlowConfig.item_shards (--item-shards) must be >= 1, got 0"),
         (["--backfill", "--input", "no/such/file.jsonl"], "--input 'no/such/file.jsonl': no such file"),
         (["--lateness-s", "10", "--item-delay-s", "6"], "item_delay_ms (6000) must be >= allowed_lateness_ms (10000)"),
         (["--window-s", "7"], "hop_ms (60000) must be a multiple of window_ms (7000)"),
@@ -39,7 +39,7 @@ def test_bad_settings_get_one_line_and_exit_2(args, message, kafka_env):
     done = features(*args, env=kafka_env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    assert len(lines) == 1 and lines[0].startswith("python -m dataflows.features: error: ") and message in lines[0], done.stderr
 
 
 def test_unknown_flag_exits_2(kafka_env):
@@ -53,7 +53,7 @@ def test_unreachable_broker_is_reported_within_seconds(kafka_env):
     done = features(env=env)
     assert time.monotonic() - started < 20
     assert done.returncode == 2
-    assert done.stderr.strip().startswith("error: cannot reach the Kafka broker at 127.0.0.1:")
+    assert done.stderr.strip().startswith("python -m dataflows.features: error: cannot reach the Kafka broker at 127.0.0.1:")
 
 
 def test_help_explains_the_flags():
@@ -84,6 +84,7 @@ def test_bytewax_run_with_the_module_flow_and_with_the_factory(kafka_bootstrap, 
     done = subprocess.run([sys.executable, "-m", "bytewax.run", factory], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "no model at" not in done.stderr  # MODEL_PATH=none means features only, not a file called "none"
     windows = count(kafka_bootstrap, topics["user_features"])
     item_windows = count(kafka_bootstrap, topics["item_features"])
     assert windows > 0 and item_windows > 0

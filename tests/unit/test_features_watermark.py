@@ -215,14 +215,15 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
 def test_a_restored_item_shard_follows_this_runs_vector_setting():
     import pickle
 
-    from dataflows.features import FlowConfig, _Context, _ItemLogic
+    from dataflows.config import FlowConfig
+    from dataflows.wiring import _Context, _ItemLogic
     from dataflows.observability import FlowMonitor
     from dataflows.staged_source import EntryNeeds
     from features.item_stage import ItemShardState
 
     for taken, now in (("all", "views"), ("views", "all")):
         needs = EntryNeeds(views_only=now == "views", keep_events=now == "all")
-        ctx = _Context(FlowConfig(features=CFG, model_path=None), 2, FlowMonitor(), True, needs)
+        ctx = _Context(FlowConfig(idle_timeout_s=CFG.idle_timeout_ms / 1000, item_shards=CFG.item_shards, model=None), 2, FlowMonitor(), True, needs)
         logic = _ItemLogic(ctx, pickle.dumps(ItemShardState(CFG, 0, 2, taken)))
         assert logic.state is not None and logic.state.all_vectors is (now == "all")
 
@@ -234,14 +235,15 @@ def test_views_waiting_without_their_event_refuse_a_run_that_needs_events():
 
     import pytest
 
-    from dataflows.features import FlowConfig, _Context, _ItemLogic
+    from dataflows.config import FlowConfig
+    from dataflows.wiring import _Context, _ItemLogic
     from dataflows.observability import FlowMonitor
     from dataflows.staged_source import EntryNeeds
     from features.item_stage import ItemShardState
 
     shard = ItemShardState(CFG, 0, 1, "views")
     shard.pending[T0] = [(None, 1, 2, T0 + 10, 0, "i1", ("e1", "u1", "i1", "Books", "US", "mobile", T0 + 10, 5.0))]
-    config = FlowConfig(features=CFG, model_path=None)
+    config = FlowConfig(idle_timeout_s=CFG.idle_timeout_ms / 1000, item_shards=CFG.item_shards, model=None)
     scoring_only, with_examples = EntryNeeds(True, False, True), EntryNeeds(True, True, True)
     _ItemLogic(_Context(config, 1, FlowMonitor(), True, scoring_only), pickle.dumps(shard))  # the same outputs: fine
     with pytest.raises(ValueError, match="carry no event"):
@@ -267,15 +269,16 @@ def test_without_kept_events_or_contexts_the_vectors_are_the_same():
 
 
 def test_the_flow_keeps_what_its_outputs_read():
-    from dataflows.features import EntryNeeds, FlowConfig, entry_needs
+    from dataflows.config import FlowConfig
+    from dataflows.wiring import EntryNeeds, entry_needs
 
-    plain = FlowConfig(model_path=None)
+    plain = FlowConfig(model=None)
     assert entry_needs(plain, scoring=False, recovery=False) == EntryNeeds(True, False, False, vectors=False)
     assert entry_needs(plain, scoring=True, recovery=False) == EntryNeeds(True, False, True)
     assert entry_needs(plain, scoring=False, recovery=True) == EntryNeeds(True, False, True)  # a later run may score
-    examples = FlowConfig(model_path=None, backfill=True, examples_out="x.jsonl")
+    examples = FlowConfig(model=None, backfill=True, examples_out="x.jsonl")
     assert entry_needs(examples, scoring=False, recovery=False) == EntryNeeds(True, True, True)
-    features = FlowConfig(model_path=None, event_features_topic="event-features")
+    features = FlowConfig(model=None, event_features_topic="event-features")
     assert entry_needs(features, scoring=False, recovery=False) == EntryNeeds(False, True, False)
-    assert entry_needs(FlowConfig(model_path=None, event_features_topic="ef", output="none", backfill=True,
+    assert entry_needs(FlowConfig(model=None, event_features_topic="ef", output="none", backfill=True,
                                   examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True)

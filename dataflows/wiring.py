@@ -1,0 +1,225 @@
+"""The features flow's wiring: its steps, what the stream carries after each, and their state glue.
+
+The logic lives in ``features/`` (plain Python, testable without Bytewax); this module
+connects it. The steps (what the stream carries after each):
+
+    read_validate_count_users  ToItems | Records | FollowUps: each source partition reads its
+                               input partition and runs the partition stage on it (decode,
+                               validate, dedup, watermark, user counts and windows) where it
+                               is read, so nothing crosses workers before the item stage
+    key_by_item_shard          (shard, ToItems)
+    count_items_assemble       (shard, Vectors | Records)
+    score_and_format           Records (scores, event features) | ExampleRows
+    write_kafka                -> user-features, item-features, dead-letters, scores [, event features]
+    write_examples             -> examples JSONL (backfill only)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
+
+from dataflows import gc_policy
+from dataflows.config import FlowConfig
+from dataflows.files import ExamplesSink, JsonlSource
+from dataflows.kafka_io import InteractionsSource, KafkaRecordsSink, destination_topics
+from dataflows.observability import FlowMonitor
+from dataflows.routing import shard_keys
+from dataflows.staged_source import EntryNeeds, StagedSource
+from dataflows.stopping import STOP
+from events import native
+from features.item_stage import ItemShardState, Vectors
+from features.outputs import VectorOutputs
+from features.partition_stage import PartitionState, Records, ToItems
+
+
+def recovery_requested(argv: list[str]) -> bool:
+    """Whether this process runs with Bytewax recovery (state must then be snapshotted)."""
+    flags = {"-r", "--recovery-directory"}
+    return bool(os.environ.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(
+        a in flags or a.startswith("--recovery-directory=") for a in argv
+    )
+
+
+@dataclass
+class _Context:
+    config: FlowConfig
+    partitions: int
+    monitor: FlowMonitor
+    recovery: bool
+    needs: EntryNeeds  # what the entries carry on, for this run's outputs
+
+
+class _ItemLogic(StatefulBatchLogic):
+    """Bytewax glue for one item shard: feed chunks, flush at the end of input, snapshot."""
+
+    def __init__(self, ctx: _Context, resume: bytes | None):
+        self.ctx = ctx
+        self.state: ItemShardState | None = pickle.loads(resume) if resume is not None else None
+        if self.state is not None:
+            ctx.config.features.require_same(self.state.config)
+            # this run's outputs decide, not the snapshot's
+            self.state.all_vectors, self.state.any_vectors = ctx.needs.vectors_for == "all", ctx.needs.vectors
+            if ctx.needs.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
+                msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
+                       "so the views it left waiting for item windows carry no event; resume it with the same "
+                       "outputs (no --event-features-topic, no --examples-out), or start without its recovery directory")
+                raise ValueError(msg)
+
+    def on_batch(self, values: list[ToItems]) -> tuple[list, bool]:
+        cfg = self.ctx.config
+        out: list = []
+        for chunk in values:
+            if self.state is None:
+                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.needs.vectors_for)
+            out.extend(self.state.process(chunk))
+        self.ctx.monitor.observe_shard(self.state)
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list, bool]:
+        # The input ended (backfill): close everything. A live flow that was asked to stop
+        # keeps its windows open: the next run continues them.
+        if self.state is None or not self.ctx.config.backfill:
+            return [], StatefulBatchLogic.RETAIN
+        out = self.state.flush()
+        self.ctx.monitor.observe_shard(self.state)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
+
+
+class ModelLoadError(RuntimeError):
+    """The model artifact exists but cannot be used (corrupt, or made for other features)."""
+
+
+def load_scorer(config: FlowConfig) -> Any | None:
+    """The model scorer, or None (features only). A bad artifact fails here, at start."""
+    path = config.model
+    if not path:
+        return None
+    if not Path(path).exists():
+        print(
+            f"features: no model at {path}: running features-only (no scores). Train one with "
+            f"`python -m models.train --examples data/examples.jsonl --out {path}`",
+            file=sys.stderr,
+        )
+        return None
+    from models.artifact import ArtifactError  # torch is imported only when a model is used
+    from models.scorer import Scorer
+
+    try:
+        scorer = Scorer.load(path, config.features.spec)
+    except ArtifactError as e:
+        raise ModelLoadError(str(e)) from None
+    print(f"features: scoring views with model {path} (version {scorer.version})", file=sys.stderr)
+    return scorer
+
+
+def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds:
+    """What the entries must carry for this run's outputs (the rest is freed in the partition stage).
+
+    Without a model, examples and event features, no output reads a point-in-time vector: the
+    flow then counts windows only. With recovery, views always carry their context and get
+    their vectors: a later run with a model can then score the views that a snapshot left
+    waiting for item windows.
+
+    >>> entry_needs(FlowConfig(model=None), scoring=False, recovery=False)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False)
+    >>> entry_needs(FlowConfig(model=None), scoring=True, recovery=False).vectors_for
+    'views'
+    """
+    event_features = bool(config.event_features_topic) and config.output == "kafka"
+    examples = config.examples_out is not None
+    return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
+                      want_contexts=scoring or examples or recovery,
+                      vectors=scoring or examples or event_features or recovery)
+
+
+def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
+               monitor: FlowMonitor | None = None) -> Dataflow:
+    """Wire the features flow. ``bootstrap`` is needed when input or output is Kafka."""
+    # Long-lived state leaves the cyclic collector's generations (see dataflows/gc_policy.py).
+    gc_policy.configure()
+    freezer = gc_policy.SurvivorFreezer()
+    reason = native.why_python()
+    if reason is not None:
+        print(f"features: the hot path runs as plain Python, ~1.4x slower: {reason}", file=sys.stderr)
+    topics = config.topics
+    if config.input == "kafka":
+        if bootstrap is None:
+            msg = "the kafka input needs a broker address"
+            raise ValueError(msg)
+        raw: Any = InteractionsSource(bootstrap, topics.interactions, tail=not config.backfill,
+                                      start=config.start, batch_size=config.batch_size,
+                                      heartbeat_ms=config.heartbeat_ms, stop=STOP)
+        partitions = raw.partitions
+    else:
+        raw = JsonlSource(config.input, config.virtual_partitions, config.batch_size)
+        partitions = config.virtual_partitions
+    if recovery is None:
+        recovery = recovery_requested(sys.argv)
+    scorer = load_scorer(config)
+    needs = entry_needs(config, scoring=scorer is not None, recovery=recovery)
+    ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval), recovery, needs)
+
+    def observe_partition(state: PartitionState) -> None:
+        ctx.monitor.observe_partition(state)
+        freezer.tick()
+
+    # A backfill ends with EOF; an idle partition follows the wall clock only in a live run.
+    source = StagedSource(raw, config.features, want_follow_ups=config.examples_out is not None, needs=needs,
+                          snapshot_states=recovery, observe=observe_partition, follow_wall_clock=not config.backfill)
+    formatter = VectorOutputs(
+        n_groups=len(config.features.horizons),
+        score=scorer.score if scorer is not None else None,
+        model_version=scorer.version if scorer is not None else "",
+        event_features=not needs.views_only,
+        examples=config.examples_out is not None,
+    )
+
+    def score_and_format(batches: list[Vectors]) -> list:
+        before = formatter.scored
+        out = formatter(batches)
+        ctx.monitor.observe_scores(formatter.scored - before)
+        return out
+
+    flow = Dataflow("features")
+    stage1 = op.input("read_validate_count_users", flow, source)
+    # ToItems | Records | FollowUps
+    split1 = op.branch("split_item_chunks", stage1, lambda o: isinstance(o, ToItems))
+    keys = shard_keys(config.features.item_shards)  # spread evenly over the workers
+    by_shard = op.key_on("key_by_item_shard", split1.trues, lambda c: keys[c.shard])
+    # (shard, ToItems)
+    stage2 = op.stateful_batch("count_items_assemble", by_shard, lambda resume: _ItemLogic(ctx, resume))
+    # (shard, Vectors | Records)
+    split2 = op.branch("split_vectors", op.map("drop_shard", stage2, lambda kv: kv[1]),
+                       lambda o: isinstance(o, Vectors))
+    formatted = op.flat_map_batch("score_and_format", split2.trues, score_and_format)
+    # Records | ExampleRows
+    everything = op.merge("all_outputs", split1.falses, split2.falses, formatted)
+    # Records | FollowUps | ExampleRows
+    split3 = op.branch("split_records", everything, lambda o: isinstance(o, Records))
+    if config.output == "kafka":
+        if bootstrap is None:
+            msg = "the kafka output needs a broker address"
+            raise ValueError(msg)
+        sink_topics = destination_topics(topics, config.event_features_topic)
+        records = op.map("records_for_sink", split3.trues, lambda r: ("records", r.records))
+        op.output("write_kafka", records, KafkaRecordsSink(bootstrap, sink_topics))
+    else:
+        op.inspect("drop_records", split3.trues, lambda step, r: None)
+    if config.examples_out is not None:
+        rows = op.map("rows_for_examples", split3.falses, lambda x: ("examples", x))
+        op.output("write_examples", rows, ExamplesSink(config.examples_out, config.features.label_horizon_ms))
+    else:
+        op.inspect("drop_follow_ups", split3.falses, lambda step, x: None)
+    return flow
