@@ -7,14 +7,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast demo bench broker-start broker-stop clean
+.PHONY: help venv test test-fast test-pure demo bench broker-start broker-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 # The hot-path modules are compiled at install (setup.py, events/native.py): editing one
 # reinstalls, so the compiled modules never lag behind their source.
-COMPILED_SOURCES := setup.py events/schema.py features/tiles.py features/partition_stage.py features/item_stage.py dataflows/kafka_batches.py
+COMPILED_SOURCES := setup.py events/native.py $(shell $(PYTHON) -m events.hotpath --sources)
 
 $(STAMP): pyproject.toml $(COMPILED_SOURCES)
 	@echo "== creating $(VENV) with $(PYTHON) and installing the project (torch 2.13.0 CPU from the local wheel; the hot path compiled with mypyc)"
@@ -29,6 +29,9 @@ test: $(STAMP)  ## run the whole test suite: unit, contract and integration (emb
 
 test-fast: $(STAMP)  ## unit and contract tests only (no broker)
 	$(PY) -m pytest -m "not integration"
+
+test-pure: $(STAMP)  ## unit and contract tests with the hot path as Python source (docs/compiled-hot-path.md)
+	RECSTREAM_PURE_PYTHON=1 $(PY) -m pytest -m "not integration" -q
 
 demo: $(STAMP)  ## generate history, backfill features, train, evaluate, then run live with scoring
 	$(PY) -m demo

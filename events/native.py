@@ -19,6 +19,11 @@ The Python source is used instead of the compiled modules when
 
 ``RECSTREAM_PURE_PYTHON=1`` at install time skips the compilation altogether.
 
+``COMPILED`` below is the only list of compiled modules: setup.py compiles it, and the
+Makefile asks for it (``python -m events.hotpath --sources``) to rebuild when one changes.
+``python -m events.hotpath`` says which build runs and why; docs/compiled-hot-path.md
+explains the mechanism for users.
+
 >>> "features.tiles" in COMPILED
 True
 """
@@ -129,3 +134,4 @@ def build() -> str:
     files = [importlib.import_module(m).__file__ or "" for m in COMPILED]
     compiled = all(f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)) for f in files)
     return "compiled" if compiled else "python"
+
