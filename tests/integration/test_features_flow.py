@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import orjson
 import pytest
@@ -113,9 +115,9 @@ def test_crash_and_recovery_give_the_same_outputs(kafka_bootstrap, kafka_env, ma
     run_features(flow_env(kafka_env, base), "--backfill", "--examples-out", str(tmp_path / "a.jsonl"), *same)
     expected = outputs_by_key(kafka_bootstrap, base)
 
-    # The crashed run tails the topic while the input is still being produced, and is killed
-    # with SIGKILL in the middle of it (no clean shutdown). The rest arrives, and the flow
-    # restarts from the same recovery directory and reads to the end.
+    # The crashed run tails the topic; once it has written outputs and committed a snapshot
+    # it is killed with SIGKILL (no clean shutdown). The rest of the input arrives, and the
+    # flow restarts from the same recovery directory and reads to the end.
     crashed = topic_set(make_topics)
     env = flow_env(kafka_env, crashed)
     recovery = tmp_path / "recovery"
@@ -124,17 +126,16 @@ def test_crash_and_recovery_give_the_same_outputs(kafka_bootstrap, kafka_env, ma
     resume = ("-r", str(recovery), "-s", "1", "-b", "30", *same)
     log = tmp_path / "first.log"
     first = start_features(env, "--examples-out", str(tmp_path / "ignored.jsonl"), *resume, log=log)
-    chunks = 40
-    sliced = [[p[len(p) * c // chunks : len(p) * (c + 1) // chunks] for p in parts] for c in range(chunks)]
-    for c in range(chunks // 2):  # about 3,000 events every 0.1 s
-        produce_parts(kafka_bootstrap, crashed["interactions"], sliced[c])
-        time.sleep(0.1)
+    half = [p[: len(p) // 2] for p in parts]
+    produce_parts(kafka_bootstrap, crashed["interactions"], half)
+    wait_for(lambda: first.poll() is not None or (committed_epoch(recovery) >= 2
+                                                  and count(kafka_bootstrap, crashed["user_features"]) > 0),
+             120, "a committed snapshot and the first outputs")
     assert first.poll() is None, log.read_text()[-2000:]
     stop(first, signal.SIGKILL)
     assert first.returncode == -signal.SIGKILL
     partial = sum(raw_counts(kafka_bootstrap, crashed).values())
-    for c in range(chunks // 2, chunks):
-        produce_parts(kafka_bootstrap, crashed["interactions"], sliced[c])
+    produce_parts(kafka_bootstrap, crashed["interactions"], [p[len(p) // 2 :] for p in parts])
     run_features(env, "--backfill", "--examples-out", str(tmp_path / "b.jsonl"), *resume)
     got = outputs_by_key(kafka_bootstrap, crashed)
     for name, by_key in expected.items():
@@ -142,9 +143,15 @@ def test_crash_and_recovery_give_the_same_outputs(kafka_bootstrap, kafka_env, ma
         for key, values in got[name].items():
             assert values == by_key[key], (name, key)  # duplicates, if any, are byte-identical
     assert len(expected["user_features"]) > 1000 and len(expected["dead_letters"]) > 100
-    # The kill came mid-output: some, not all, of the records had been written. Whatever the
+    # The kill came mid-stream: some, not all, of the records had been written. Whatever the
     # restart replayed from its last snapshot (at-least-once) is byte-identical (checked above).
     assert 0 < partial < sum(len(v) for v in expected.values())
+
+
+def committed_epoch(recovery) -> int:
+    """The newest epoch the flow's recovery store has committed (0: none yet)."""
+    with closing(sqlite3.connect(recovery / "part-0.sqlite3")) as db:
+        return db.execute("SELECT max(commit_epoch) FROM commits").fetchone()[0] or 0
 
 
 @pytest.mark.parametrize("mode", ["threads", "processes"])
