@@ -111,9 +111,13 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
         restored: dict[int, PartitionState] | None = pickle.loads(states) if states is not None else None
         for state in (restored or {}).values():
             self.config.require_same(state.config)
-            # this run's outputs decide, not the snapshot's
-            state.views_only, state.keep_events, state.want_contexts, state.vectors = (
-                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts, self.needs.vectors)
+            if self.needs.vectors and not state.vectors:
+                msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
+                       "start this run without its recovery directory")
+                raise ValueError(msg)
+            # this run's outputs decide, not the snapshot's (a state that computes vectors keeps doing so)
+            state.views_only, state.keep_events, state.want_contexts = (
+                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
             state.follow_wall_clock = self.follow_wall_clock
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe, self.follow_wall_clock)

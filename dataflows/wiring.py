@@ -67,7 +67,11 @@ class _ItemLogic(StatefulBatchLogic):
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
             # this run's outputs decide, not the snapshot's
-            self.state.all_vectors, self.state.any_vectors = ctx.needs.vectors_for == "all", ctx.needs.vectors
+            if ctx.needs.vectors and not self.state.any_vectors:
+                msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
+                       "start this run without its recovery directory")
+                raise ValueError(msg)
+            self.state.all_vectors = ctx.needs.vectors_for == "all"
             if ctx.needs.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
                 msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
                        "so the views it left waiting for item windows carry no event; resume it with the same "

@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from events.schema import EVENT_TYPE_INDEX
 from features.config import FeaturesConfig
-from features.partition_stage import NEG_INF, POS_INF, VIEW_CONTEXT, Entry, Records, ToItems
+from features.partition_stage import NEG_INF, POS_INF, SNAPSHOT_FORMAT, Entry, Records, ToItems, require_format
 from features.records import Record, window_record
-from features.tiles import ClosedWindowTable
+from features.item_table import ClosedWindowTable
+from features.window_table import WindowCountTable
 
 #: (event or None (see PartitionState.keep_events), user vector, item vector, user x category vector, item cut ms,
 #: VIEW_CONTEXT of a view or None)
@@ -60,10 +60,15 @@ class ItemShardState:
         # training examples read), or none (no output reads one: the stage only counts). Every
         # event is counted either way.
         self.all_vectors = vectors_for == "all"
-        self.any_vectors = vectors_for != "none"
-        self.items = ClosedWindowTable(
-            config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms
-        )
+        # With vectors, items are counted in tiles over closed windows; without, only their
+        # open windows are counted (fixed for the life of the state, like the partition stage's).
+        self.items: ClosedWindowTable | None = None
+        self.item_windows: WindowCountTable | None = None
+        if vectors_for != "none":
+            self.items = ClosedWindowTable(config.window_ms, config.horizons, config.allowed_lateness_ms,
+                                           config.retention_ms)
+        else:
+            self.item_windows = WindowCountTable(config.window_ms)
         self.marks = [NEG_INF] * partitions
         self.watermark = NEG_INF
         # events waiting for the stage watermark to pass their cut, by cut (released in cut order)
@@ -72,26 +77,28 @@ class ItemShardState:
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
 
     #: What a snapshot keeps besides the constructor's arguments.
-    SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = ("items", "marks", "watermark", "pending", "_pending_cuts", "counters")
+    SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = ("items", "item_windows", "marks", "watermark", "pending", "_pending_cuts", "counters")
 
     def __reduce__(self) -> tuple[type[ItemShardState], tuple[FeaturesConfig, int, int, str], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.shard, len(self.marks), self.vectors_for)
-        return ItemShardState, args, {name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
+        return ItemShardState, args, {"format": SNAPSHOT_FORMAT,
+                                      **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots from before entries carried (ts, type index, item_id, view context): complete them.
-        for waiting in state["pending"].values():
-            for i, entry in enumerate(waiting):
-                if len(entry) == 3:
-                    event = entry[0]
-                    k = EVENT_TYPE_INDEX[event["event_type"]]
-                    waiting[i] = (*entry, event["ts"], k, event["item_id"], None if k else VIEW_CONTEXT(event))
-        if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
-            self.config, self.shard, self.all_vectors = state["config"], state["shard"], state["all_vectors"]
-            self.any_vectors = True
+        require_format(state.get("format"), "item")
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
+
+    def __len__(self) -> int:
+        """Items held in state."""
+        table = self.items if self.items is not None else self.item_windows
+        return len(table) if table is not None else 0
+
+    @property
+    def any_vectors(self) -> bool:
+        """Whether this shard completes vectors at all (else it counts windows only)."""
+        return self.items is not None
 
     @property
     def vectors_for(self) -> str:
@@ -111,12 +118,14 @@ class ItemShardState:
         pending = self.pending
         w = self.config.window_ms
         delay = self.config.item_delay_ms
-        closed_until = items.closed_until
         all_vectors = self.all_vectors
-        if not self.any_vectors:
+        if items is None:
+            item_windows = self.item_windows
+            assert item_windows is not None  # one of the two tables exists
             for entry in chunk.events:
-                items.add(entry[5], entry[3], entry[4])  # item_id, ts, type index
+                item_windows.count(entry[5], entry[3], entry[4])  # item_id, ts, type index
         else:
+            closed_until = items.closed_until
             for entry in chunk.events:
                 event, _, _, t, k, item_id, _ = entry
                 items.add(item_id, t, k)
@@ -156,12 +165,16 @@ class ItemShardState:
     def _advance(self, records: list[Record], done: list[Vector]) -> None:
         cfg = self.config
         items = self.items
+        table = items if items is not None else self.item_windows
+        assert table is not None
         n = 0
-        for item_id, ws, counts in items.close_windows(self.watermark, self.any_vectors):
+        for item_id, ws, counts in table.close_windows(self.watermark):
             key, value = window_record("item", item_id, ws, cfg.window_ms, counts, cfg.priors)
             records.append(("item_features", key, value))
             n += 1
         self.counters["windows"] += n
+        if items is None:
+            return
         cuts = self._pending_cuts
         while cuts and cuts[0] <= items.closed_until:
             cut = heapq.heappop(cuts)

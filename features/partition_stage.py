@@ -29,10 +29,13 @@ from events.schema import (EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_
                            K_PRICE, K_TS, K_USER_ID, K_VIEW_ID, check)
 from features.config import FeaturesConfig
 from features.records import Record, dead_letter, window_record
-from features.tiles import ArrivalTable
+from features.arrival_table import ArrivalTable
+from features.window_table import WindowCountTable
 
 NEG_INF = -(1 << 62)
 POS_INF = 1 << 62
+#: Version of the state a snapshot holds; a snapshot of another version is refused with a reason.
+SNAPSHOT_FORMAT = 2
 ITEM_SHARD_CACHE = 1 << 18  # item ids whose shard a partition stage remembers
 #: What scoring reads of a view, taken here while the event is fresh in the CPU caches (read
 #: from the dict in the scoring step instead, the same fields cost features + scoring ~6%).
@@ -86,6 +89,19 @@ class FollowUps:
     items: list[tuple[str, int, int]]
 
 
+@mypyc_attr(native_class=False)  # an exception: a plain Python class when compiled
+class SnapshotFormatError(RuntimeError):
+    """A recovery snapshot of a stage was written by another version of the state."""
+
+
+def require_format(found: object, stage: str) -> None:
+    """Refuse a snapshot whose state format is not :data:`SNAPSHOT_FORMAT`, naming both."""
+    if found != SNAPSHOT_FORMAT:
+        msg = (f"the recovery snapshot of a {stage} stage has state format {found or 1}, this version reads "
+               f"{SNAPSHOT_FORMAT}: start with a fresh recovery directory (python -m bytewax.recovery DIR 1)")
+        raise SnapshotFormatError(msg)
+
+
 def item_shard(item_id: str, shards: int) -> int:
     """Shard of the item stage that owns an item (crc32: stable across processes).
 
@@ -116,22 +132,23 @@ class PartitionState:
         # Whether a view's entry carries its context tuple (VIEW_CONTEXT: what scoring reads, and
         # how the outputs tell views apart); without a model and without examples, none is read.
         self.want_contexts = want_contexts
-        # Whether any output reads a point-in-time vector (scoring, examples, the event-features
-        # topic). Without, users are only counted into their windows (ArrivalTable.count: no
-        # horizon totals, no tiles beyond the open windows), every entry carries 0 for its
-        # vectors and the item stage only counts. Never switched on for a state that counted
-        # without: only runs with recovery snapshot, and they always need vectors.
-        self.vectors = vectors
         # Whether an idle partition's watermark follows the wall clock (live). A backfill ends
         # with EOF, which closes everything; following the wall clock there would make its
         # outputs depend on its speed (a partition starved of fetches for the idle timeout
         # turned its later events late).
         self.follow_wall_clock = follow_wall_clock
-        retention = config.retention_ms
-        # Users, with their counts broken down by category (user x category) in the same entity.
-        self.users = ArrivalTable(
-            config.window_ms, config.horizons, config.allowed_lateness_ms, retention, track_windows=True
-        )
+        # When any output reads a point-in-time vector (scoring, examples, the event-features
+        # topic), users are counted in tiles by arrival, with their counts broken down by
+        # category (user x category) in the same entity. Otherwise only their open windows are
+        # counted (no horizon totals, no tiles) and every entry carries 0 for its vectors.
+        # Fixed for the life of the state: only runs with recovery snapshot, and they always
+        # need vectors.
+        self.users: ArrivalTable | None = None
+        self.user_windows: WindowCountTable | None = None
+        if vectors:
+            self.users = ArrivalTable(config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms)
+        else:
+            self.user_windows = WindowCountTable(config.window_ms)
         self.category_slots: dict[str, int] = {}
         self.item_shards: dict[str, int] = {}  # item_id -> item shard, a cache (not needed in snapshots)
         self.max_ts = NEG_INF
@@ -147,7 +164,7 @@ class PartitionState:
     #: What a snapshot keeps besides the constructor's arguments (the item-shard cache and the
     #: wall clock of the last event start empty).
     SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "users", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
+        "users", "user_windows", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
         "sent_watermark", "counters",
     )
 
@@ -155,18 +172,24 @@ class PartitionState:
                                   dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
-                self.vectors, self.follow_wall_clock)
+                self.users is not None, self.follow_wall_clock)
         return PartitionState, args, {
-            name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
+            "format": SNAPSHOT_FORMAT, **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
-            self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
-            self.item_shards, self.last_event_wall = {}, None
-            self.views_only, self.keep_events, self.want_contexts, self.vectors = False, True, True, True
-            self.follow_wall_clock = True
+        require_format(state.get("format"), "partition")
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
+
+    def __len__(self) -> int:
+        """Users held in state."""
+        table = self.users if self.users is not None else self.user_windows
+        return len(table) if table is not None else 0
+
+    @property
+    def vectors(self) -> bool:
+        """Whether this state computes point-in-time vectors (else it counts windows only)."""
+        return self.users is not None
 
     def _dead(self, out: list[Record], reason: str, stage: str, detail: str, source: str, offset: int,
               payload: bytes | None, event: dict[str, Any] | None = None) -> None:
@@ -184,12 +207,12 @@ class PartitionState:
         shard_of = self.item_shards
         follow_ups: list[tuple[str, int, int]] = []
         users = self.users
+        user_windows = self.user_windows
         slots = self.category_slots
-        mask, slot_bits = users.mask, users.slot_bits
+        mask, slot_bits = (users.mask, users.slot_bits) if users is not None else (0, 0)
         seen = self.seen
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
         views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
-        vectors = self.vectors
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -248,13 +271,14 @@ class PartitionState:
                 shard = self._item_shard(item_id)
             if k and self.want_follow_ups:
                 follow_ups.append((event[K_VIEW_ID], k, t))
-            if not vectors:  # windows only: nothing reads a vector, the item stage only counts
-                users.count(user_id, t, k)
+            if user_windows is not None:  # windows only: nothing reads a vector, the item stage only counts
+                user_windows.count(user_id, t, k)
                 chunks[shard].append((None, 0, 0, t, k, item_id, None))
                 accepted += 1
                 continue
             category: str = event[K_CATEGORY]
             slot = slots.get(category) or self._new_category(category)
+            assert users is not None  # one of the two tables exists
             vec = users.observe(user_id, t, k, slot)
             kept = event if keep_events else None
             if k:
@@ -303,6 +327,7 @@ class PartitionState:
                 f"(category {category!r}); user x category counts support at most that many"
             )
             raise ValueError(msg)
+        assert self.users is not None  # categories get slots only where vectors are computed
         self.users.add_slots(slot)
         self.category_slots[category] = slot
         return slot
@@ -347,13 +372,16 @@ class PartitionState:
         """End of a batch: apply an idle/EOF watermark move, evict idle entities."""
         self._on_watermark(records)
         wm = self.watermark
-        self.users.evict(wm)
+        if self.users is not None:
+            self.users.evict(wm)
 
     def _close_user_windows(self, records: list[Record]) -> None:
         cfg = self.config
         n = 0
         own = (1 << 128) - 1  # the user's own counts: slot 0 of the window
-        for user_id, ws, counts in self.users.close_windows(self.watermark, self.vectors):
+        table = self.users if self.users is not None else self.user_windows
+        assert table is not None
+        for user_id, ws, counts in table.close_windows(self.watermark):
             key, value = window_record("user", user_id, ws, cfg.window_ms, counts & own, cfg.priors)
             records.append(("user_features", key, value))
             n += 1

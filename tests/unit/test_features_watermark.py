@@ -125,12 +125,16 @@ def test_counting_windows_only_keeps_no_closed_window():
                                             event_type=EVENT_TYPES[i % 4])], wall_ms=T0 + 10**10))
         if i % 500 == 499:
             state = p.partitions[0]
-            for e in state.users.entities.values():
+            assert state.users is None and state.user_windows is not None  # no tiles, no totals
+            for e in state.user_windows.entities.values():
                 # every window a user still holds is open: it ends after the watermark
-                assert all(ws + CFG.window_ms > state.watermark for ws in [*e.min_ws, e.cur_ws] if ws > 0)
-                assert len(e.min_ws) <= 1 and e.raw == [] and e.total == 0
+                assert all(ws + CFG.window_ms > state.watermark for ws in [*e.earlier, e.cur_ws] if ws > 0)
+                assert len(e.earlier) <= 1
             for shard in p.shards:
-                assert all(e.min_ws == [] and e.total == 0 for e in shard.items.entities.values())
+                assert shard.items is None and shard.item_windows is not None
+                assert all(ws + CFG.window_ms > shard.watermark for e in shard.item_windows.entities.values()
+                           for ws in [*e.earlier, e.cur_ws] if ws > 0)
+            assert len(state.user_windows) <= 3
     user_windows = windows(p, "user_features")
     assert len(user_windows) > 3 * 500 and sum(w["views"] + w["clicks"] for w in user_windows) > 2_000
     assert p.out.vectors == []
@@ -138,8 +142,8 @@ def test_counting_windows_only_keeps_no_closed_window():
 
 def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
     # Waiting events and the partition's item-shard cache go through pickle (Bytewax
-    # snapshots); a resumed pipeline must write what an uninterrupted one writes. Snapshots
-    # from before entries carried (ts, type index, item_id) are completed on load.
+    # snapshots); a resumed pipeline must write what an uninterrupted one writes. A snapshot
+    # of another state format is refused with a reason.
     import pickle
 
     from features.item_stage import ItemShardState
@@ -162,15 +166,15 @@ def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
 
     assert run(split=True) == run(split=False)
 
-    shard = ItemShardState(CFG, 0, 1)
-    legacy = orjson.loads(raws[0])
-    shard.pending[T0] = [(legacy, 1, 2)]
-    state = shard.__reduce__()[2]
-    restored = ItemShardState(CFG, 0, 1)
-    restored.__setstate__(state)
-    context = tuple(legacy[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price"))
-    assert restored.pending[T0] == [(legacy, 1, 2, legacy["ts"], 0, legacy["item_id"], context)]
     assert pickle.loads(pickle.dumps(PartitionState(CFG, 0))).item_shards == {}
+    import pytest
+
+    from features.partition_stage import SnapshotFormatError
+
+    for state in (PartitionState(CFG, 0), ItemShardState(CFG, 0, 1)):
+        old = {**state.__reduce__()[2], "format": 1}
+        with pytest.raises(SnapshotFormatError, match="state format 1, this version reads 2: start with a fresh"):
+            type(state).__setstate__(state, old)
 
 
 def test_views_carry_their_scoring_context_and_other_events_none():
