@@ -72,7 +72,7 @@ class _ItemLogic(StatefulBatchLogic):
                        "start this run without its recovery directory")
                 raise ValueError(msg)
             self.state.all_vectors = ctx.needs.vectors_for == "all"
-            if ctx.needs.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
+            if ctx.needs.keep_events and any(entry.event is None for waiting in self.state.pending.values() for entry in waiting):
                 msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
                        "so the views it left waiting for item windows carry no event; resume it with the same "
                        "outputs (no --event-features-topic, no --examples-out), or start without its recovery directory")

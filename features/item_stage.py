@@ -31,9 +31,30 @@ from features.records import Record, window_record
 from features.item_table import ClosedWindowTable
 from features.window_table import WindowCountTable
 
-#: (event or None (see PartitionState.keep_events), user vector, item vector, user x category vector, item cut ms,
-#: VIEW_CONTEXT of a view or None)
-Vector = tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None]
+class Vector:
+    """An event with its complete point-in-time vector (packed counts, features/tiles.py layout)."""
+
+    __slots__ = ("event", "user_vec", "item_vec", "cat_vec", "item_as_of", "context")
+
+    def __init__(self, event: dict[str, Any] | None, user_vec: int, item_vec: int, cat_vec: int, item_as_of: int,
+                 context: tuple[Any, ...] | None):
+        self.event = event  # the decoded event, or None (PartitionState.keep_events)
+        self.user_vec = user_vec  # the user's horizon counts before the event
+        self.item_vec = item_vec  # the item's closed-window counts before ``item_as_of``
+        self.cat_vec = cat_vec  # the user x category horizon counts before the event
+        self.item_as_of = item_as_of  # the item counts' cut: windows before this time, epoch ms
+        self.context = context  # a view's VIEW_CONTEXT, or None
+
+    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None]:
+        """The attributes in declaration order (comparisons in tests, pickling)."""
+        return self.event, self.user_vec, self.item_vec, self.cat_vec, self.item_as_of, self.context
+
+    def __reduce__(self) -> tuple[type[Vector], tuple[Any, ...]]:
+        return Vector, self.fields()
+
+    def __repr__(self) -> str:
+        return f"Vector{self.fields()!r}"
+
 
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
@@ -123,18 +144,19 @@ class ItemShardState:
             item_windows = self.item_windows
             assert item_windows is not None  # one of the two tables exists
             for entry in chunk.events:
-                item_windows.count(entry[5], entry[3], entry[4])  # item_id, ts, type index
+                item_windows.count(entry.item_id, entry.ts, entry.type_index)
         else:
             closed_until = items.closed_until
             for entry in chunk.events:
-                event, _, _, t, k, item_id, _ = entry
-                items.add(item_id, t, k)
-                if k and not all_vectors:
+                t, item_id = entry.ts, entry.item_id
+                items.add(item_id, t, entry.type_index)
+                if entry.type_index and not all_vectors:
                     continue  # a follow-up event: counted, no vector needed
                 d = t - delay
                 cut = d - d % w
                 if cut <= closed_until:
-                    done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut, entry[6]))
+                    done.append(Vector(entry.event, entry.user_vec, items.query(item_id, t, cut), entry.cat_vec, cut,
+                                       entry.context))
                 else:
                     waiting = pending.get(cut)
                     if waiting is None:
@@ -178,8 +200,8 @@ class ItemShardState:
         cuts = self._pending_cuts
         while cuts and cuts[0] <= items.closed_until:
             cut = heapq.heappop(cuts)
-            for event, user_vec, cat_vec, t, _, item_id, ctx in self.pending.pop(cut):
-                done.append((event, user_vec, items.query(item_id, t, cut), cat_vec, cut, ctx))
+            for e in self.pending.pop(cut):
+                done.append(Vector(e.event, e.user_vec, items.query(e.item_id, e.ts, cut), e.cat_vec, cut, e.context))
         # Every later query comes from an event at or after the watermark (partitions refuse
         # anything older), so tiles below it may go.
         if self.watermark < POS_INF:

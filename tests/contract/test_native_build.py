@@ -55,7 +55,7 @@ def run_log(mode: str, snapshot: str) -> None:
         out = pipeline.out
     else:
         out = pipeline.finish()
-    emitted = ([repr(r) for r in out.records], [repr((e["event_id"], rest)) for e, *rest in out.vectors],
+    emitted = ([repr(r) for r in out.records], [repr((v.event["event_id"], v.fields()[1:])) for v in out.vectors],
                [repr(f) for f in out.follow_ups])
     earlier = Path(snapshot + ".out")
     if mode == "first":

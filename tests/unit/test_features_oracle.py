@@ -125,7 +125,7 @@ def test_engine_matches_brute_force(seed):
 
     n_groups = len(SMALL.horizons)
     got_vectors = {}
-    for event, user_vec, item_vec, user_cat_vec, cut, context in out.vectors:
+    for event, user_vec, item_vec, user_cat_vec, cut, context in (v.fields() for v in out.vectors):
         assert context == (None if event["event_type"] != "view" else tuple(
             event[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")))
         counts = unpack([user_vec, item_vec, user_cat_vec], n_groups).reshape(-1).tolist()
@@ -179,7 +179,7 @@ def test_batching_and_interleaving_do_not_change_outputs():
     runs = []
     for order_seed in (1, 2, 3):
         out = run_local(SMALL, interleave(parts, order_seed, wall), partitions=len(parts))
-        runs.append((sorted(out.records), sorted((e["event_id"], u, i, c, cut) for e, u, i, c, cut, _ in out.vectors)))
+        runs.append((sorted(out.records), sorted((v.event["event_id"], v.user_vec, v.item_vec, v.cat_vec, v.item_as_of) for v in out.vectors)))
     assert runs[0] == runs[1] == runs[2]
 
 
@@ -188,7 +188,7 @@ def test_views_only_vectors_are_the_same_as_all_vectors():
     wall = T0 + 86_400_000
     everything = run_local(SMALL, interleave(parts, 5, wall), partitions=len(parts))
     views = run_local(SMALL, interleave(parts, 5, wall), partitions=len(parts), vectors_for="views")
-    expected = {v[0]["event_id"]: v[1:] for v in everything.vectors if v[0]["event_type"] == "view"}
-    assert {v[0]["event_id"]: v[1:] for v in views.vectors} == expected
+    expected = {v.event["event_id"]: v.fields()[1:] for v in everything.vectors if v.event["event_type"] == "view"}
+    assert {v.event["event_id"]: v.fields()[1:] for v in views.vectors} == expected
     assert len(expected) < len(everything.vectors)
     assert sorted(views.records) == sorted(everything.records)
