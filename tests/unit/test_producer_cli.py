@@ -6,6 +6,7 @@ import hashlib
 import json
 import sys
 
+import orjson
 import pytest
 
 from producers.synthetic.__main__ import build_parser, main
@@ -85,3 +86,29 @@ def test_no_truth_sends_no_truth_records(tmp_path):
     assert main(argv) == 0
     assert out.read_bytes().count(b"\n") == 2000
     assert not (tmp_path / "ev.truth.jsonl").exists()
+
+
+def test_file_sinks_write_the_catalog_and_profiles_with_observable_fields_only(tmp_path):
+    from events.profiles import ITEM_FIELDS, USER_FIELDS, check_item, check_user
+
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name / "ev.jsonl"
+        assert main(["--backfill", "--rate", "5", "--count", "50", "--sink", "jsonl", "--out", str(out), *START,
+                     *SMALL]) == 0
+        runs.append((out.with_name("ev.users.jsonl").read_bytes(), out.with_name("ev.items.jsonl").read_bytes()))
+    assert runs[0] == runs[1]  # same seed, same bytes
+    users = [orjson.loads(line) for line in runs[0][0].splitlines()]
+    items = [orjson.loads(line) for line in runs[0][1].splitlines()]
+    assert [u["user_id"] for u in users] == [f"u{n}" for n in range(300)] and len(items) == 100
+    assert all(list(u) == [f.name for f in USER_FIELDS] and check_user(u) is None for u in users)
+    assert all(list(i) == [f.name for f in ITEM_FIELDS] and check_item(i) is None for i in items)
+    csv_out = tmp_path / "c" / "ev.csv"
+    assert main(["--backfill", "--rate", "5", "--count", "50", "--sink", "csv", "--out", str(csv_out), *START,
+                 *SMALL]) == 0
+    rows = csv_out.with_name("ev.items.csv").read_text().splitlines()
+    assert rows[0] == "schema_version,item_id,category,price,updated_ms" and len(rows) == 101
+    none = tmp_path / "d" / "ev.jsonl"
+    assert main(["--backfill", "--rate", "5", "--count", "50", "--sink", "jsonl", "--out", str(none), "--no-profiles",
+                 *START, *SMALL]) == 0
+    assert sorted(p.name for p in none.parent.iterdir()) == ["ev.jsonl", "ev.truth.jsonl"]
