@@ -137,7 +137,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds
     waiting for item windows.
 
     >>> entry_needs(FlowConfig(model=None), scoring=False, recovery=False)
-    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False)
     >>> entry_needs(FlowConfig(model=None), scoring=True, recovery=False).vectors_for
     'views'
     """
@@ -145,7 +145,8 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds
     examples = config.examples_out is not None
     return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
                       want_contexts=scoring or examples or recovery,
-                      vectors=scoring or examples or event_features or recovery)
+                      vectors=scoring or examples or event_features or recovery,
+                      history=examples or event_features)
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from mypy_extensions import mypyc_attr
 
 from features.config import FeaturesConfig
-from features.partition_stage import NEG_INF, POS_INF, SNAPSHOT_FORMAT, Entry, Records, ToItems, require_format
+from features.partition_stage import NEG_INF, POS_INF, SNAPSHOT_FORMAT, Entry, History, Records, ToItems, require_format
 from features.records import Record, window_record
 from features.item_table import ClosedWindowTable
 from features.window_table import WindowCountTable
@@ -34,20 +34,21 @@ from features.window_table import WindowCountTable
 class Vector:
     """An event with its complete point-in-time vector (packed counts, features/tiles.py layout)."""
 
-    __slots__ = ("event", "user_vec", "item_vec", "cat_vec", "item_as_of", "context")
+    __slots__ = ("event", "user_vec", "item_vec", "cat_vec", "item_as_of", "context", "history")
 
     def __init__(self, event: dict[str, Any] | None, user_vec: int, item_vec: int, cat_vec: int, item_as_of: int,
-                 context: tuple[Any, ...] | None):
+                 context: tuple[Any, ...] | None, history: History | None = None):
         self.event = event  # the decoded event, or None (PartitionState.keep_events)
         self.user_vec = user_vec  # the user's horizon counts before the event
         self.item_vec = item_vec  # the item's closed-window counts before ``item_as_of``
         self.cat_vec = cat_vec  # the user x category horizon counts before the event
         self.item_as_of = item_as_of  # the item counts' cut: windows before this time, epoch ms
         self.context = context  # a view's VIEW_CONTEXT, or None
+        self.history = history  # a view's user history (partition_stage.History), or None
 
-    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None]:
+    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None, History | None]:
         """The attributes in declaration order (comparisons in tests, pickling)."""
-        return self.event, self.user_vec, self.item_vec, self.cat_vec, self.item_as_of, self.context
+        return self.event, self.user_vec, self.item_vec, self.cat_vec, self.item_as_of, self.context, self.history
 
     def __reduce__(self) -> tuple[type[Vector], tuple[Any, ...]]:
         return Vector, self.fields()
@@ -156,7 +157,7 @@ class ItemShardState:
                 cut = d - d % w
                 if cut <= closed_until:
                     done.append(Vector(entry.event, entry.user_vec, items.query(item_id, t, cut), entry.cat_vec, cut,
-                                       entry.context))
+                                       entry.context, entry.history))
                 else:
                     waiting = pending.get(cut)
                     if waiting is None:
@@ -201,7 +202,8 @@ class ItemShardState:
         while cuts and cuts[0] <= items.closed_until:
             cut = heapq.heappop(cuts)
             for e in self.pending.pop(cut):
-                done.append(Vector(e.event, e.user_vec, items.query(e.item_id, e.ts, cut), e.cat_vec, cut, e.context))
+                done.append(Vector(e.event, e.user_vec, items.query(e.item_id, e.ts, cut), e.cat_vec, cut, e.context,
+                                   e.history))
         # Every later query comes from an event at or after the watermark (partitions refuse
         # anything older), so tiles below it may go.
         if self.watermark < POS_INF:

@@ -40,6 +40,19 @@ def vector_counts(vectors: list[Vector], n_groups: int) -> np.ndarray:
     return np.frombuffer(buf, dtype="<u4").reshape(len(vectors), 12 * n_groups)
 
 
+def example_row(v: Vector, counts: list[int]) -> dict[str, Any]:
+    """An event's point-in-time vector with its context and, for a view, the user's history.
+
+    The event-features record, and a training example without its labels (the examples
+    writer joins those): written by the same code live and in a backfill.
+    """
+    row = vector_fields(v.event, counts, v.item_as_of)  # type: ignore[arg-type]  # examples keep events
+    if v.history is not None:
+        recent, categories = v.history
+        row["history"] = {"recent_items": list(recent), "category_counts": [list(c) for c in categories]}
+    return row
+
+
 def contexts_of(views: list[Vector]) -> list[tuple[Any, ...]]:
     """The VIEW_CONTEXT tuples of views (fields in ``VIEW_CONTEXT_FIELDS`` order)."""
     return [v.context for v in views]  # type: ignore[misc]  # views always carry one
@@ -70,7 +83,7 @@ class VectorOutputs:
             for v, row in zip(vectors, counts.tolist()):  # type: ignore[union-attr]
                 event = v.event
                 assert event is not None  # kept for the event-features topic (PartitionState.keep_events)
-                records.append(("event_features", event["event_id"].encode(), dumps(vector_fields(event, row, v.item_as_of))))
+                records.append(("event_features", event["event_id"].encode(), dumps(example_row(v, row))))
         # Without event features the item stage sends views only; check rather than assume
         # (only views carry a context).
         contexts = [v.context for v in vectors]
@@ -93,5 +106,5 @@ class VectorOutputs:
             out.append(Records(records))
         if self.examples and views:
             rows = view_counts.tolist()  # type: ignore[union-attr]
-            out.append(ExampleRows([vector_fields(v.event, row, v.item_as_of) for v, row in zip(views, rows)]))  # type: ignore[arg-type]
+            out.append(ExampleRows([example_row(v, row) for v, row in zip(views, rows)]))
         return out

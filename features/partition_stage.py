@@ -25,10 +25,12 @@ from typing import Any, ClassVar
 import orjson
 from mypy_extensions import mypyc_attr
 
-from events.schema import (EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
+from events.schema import (CATEGORIES, EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
                            K_PRICE, K_TS, K_USER_ID, K_VIEW_ID, check)
 from features.config import FeaturesConfig
 from features.records import Record, dead_letter, window_record
+from features.tiles import GROUP_BITS, unpack_window
+from features.user_history import UserHistory
 from features.arrival_table import ArrivalTable
 from features.window_table import WindowCountTable
 
@@ -44,6 +46,11 @@ VIEW_CONTEXT_FIELDS = ("event_id", "user_id", "item_id", "category", "country", 
 VIEW_CONTEXT = itemgetter(*VIEW_CONTEXT_FIELDS)
 
 
+#: A view's user history: (recent items, most recent first; per category of CATEGORIES, the
+#: user's (views, clicks, add_carts, purchases) over the longest horizon), both before the view.
+History = tuple[tuple[str, ...], tuple[tuple[int, int, int, int], ...]]
+
+
 class Entry:
     """An accepted event on its way to the item stage (in :class:`ToItems`).
 
@@ -51,10 +58,10 @@ class Entry:
     native in both stages.
     """
 
-    __slots__ = ("event", "user_vec", "cat_vec", "ts", "type_index", "item_id", "context")
+    __slots__ = ("event", "user_vec", "cat_vec", "ts", "type_index", "item_id", "context", "history")
 
     def __init__(self, event: dict[str, Any] | None, user_vec: int, cat_vec: int, ts: int, type_index: int,
-                 item_id: str, context: tuple[Any, ...] | None):
+                 item_id: str, context: tuple[Any, ...] | None, history: History | None = None):
         self.event = event  # the decoded event, or None when no output needs it (PartitionState.keep_events)
         self.user_vec = user_vec  # the user's packed horizon counts before this event (0 when not needed)
         self.cat_vec = cat_vec  # the same for the user x this event's category
@@ -62,10 +69,12 @@ class Entry:
         self.type_index = type_index  # EVENT_TYPE_INDEX of the event type (0: a view)
         self.item_id = item_id
         self.context = context  # a view's VIEW_CONTEXT when scoring or examples read it, else None
+        self.history = history  # a view's user history when an output reads it (PartitionState.history)
 
-    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, str, tuple[Any, ...] | None]:
+    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, str, tuple[Any, ...] | None, History | None]:
         """The attributes in declaration order (comparisons in tests, pickling)."""
-        return self.event, self.user_vec, self.cat_vec, self.ts, self.type_index, self.item_id, self.context
+        return (self.event, self.user_vec, self.cat_vec, self.ts, self.type_index, self.item_id, self.context,
+                self.history)
 
     def __reduce__(self) -> tuple[type[Entry], tuple[Any, ...]]:
         return Entry, self.fields()
@@ -142,7 +151,7 @@ class PartitionState:
 
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
                  views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
-                 vectors: bool = True, follow_wall_clock: bool = True):
+                 vectors: bool = True, follow_wall_clock: bool = True, want_history: bool = False):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -175,6 +184,14 @@ class PartitionState:
             self.users = ArrivalTable(config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms)
         else:
             self.user_windows = WindowCountTable(config.window_ms)
+        # A view's user history (recent items, category counts) when an output reads it
+        # (examples); it needs the vectors (the category counts are slots of the user's).
+        self.history: UserHistory | None = None
+        if want_history:
+            if not vectors:
+                msg = "a user history needs the vectors (want_history with vectors=False)"
+                raise ValueError(msg)
+            self.history = UserHistory(config.recent_items, config.allowed_lateness_ms)
         self.category_slots: dict[str, int] = {}
         self.item_shards: dict[str, int] = {}  # item_id -> item shard, a cache (not needed in snapshots)
         self.max_ts = NEG_INF
@@ -190,15 +207,15 @@ class PartitionState:
     #: What a snapshot keeps besides the constructor's arguments (the item-shard cache and the
     #: wall clock of the last event start empty).
     SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "users", "user_windows", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
+        "users", "user_windows", "history", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
         "sent_watermark", "counters",
     )
 
-    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool],
-                                  dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[PartitionState],
+                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
-                self.users is not None, self.follow_wall_clock)
+                self.users is not None, self.follow_wall_clock, self.history is not None)
         return PartitionState, args, {
             "format": SNAPSHOT_FORMAT, **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
@@ -239,6 +256,7 @@ class PartitionState:
         seen = self.seen
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
         views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
+        history = self.history
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -307,6 +325,11 @@ class PartitionState:
             assert users is not None  # one of the two tables exists
             vec = users.observe(user_id, t, k, slot)
             kept = event if keep_events else None
+            seen_before: History | None = None
+            if history is not None and k <= 1:  # views and clicks make the history; views read it
+                if not k:
+                    seen_before = (history.recent(user_id, t), self._category_counts(vec))
+                history.record(user_id, t, item_id)
             if k:
                 if views_only:
                     chunks[shard].append(Entry(None, 0, 0, t, k, item_id, None))
@@ -316,7 +339,8 @@ class PartitionState:
                 # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
                 context = (event_id, user_id, item_id, category, event[K_COUNTRY], event[K_DEVICE], t,
                            event[K_PRICE]) if want_contexts else None
-                chunks[shard].append(Entry(kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
+                chunks[shard].append(Entry(kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context,
+                                           seen_before))
             accepted += 1
 
         counters["accepted"] += accepted
@@ -357,6 +381,19 @@ class PartitionState:
         self.users.add_slots(slot)
         self.category_slots[category] = slot
         return slot
+
+    def _category_counts(self, vec: int) -> tuple[tuple[int, int, int, int], ...]:
+        """Per category of CATEGORIES, the counts of the longest horizon in the user's vector ``vec``."""
+        users = self.users
+        assert users is not None
+        shift = GROUP_BITS * (len(self.config.horizons) - 1)
+        group = (1 << GROUP_BITS) - 1
+        slots = self.category_slots
+        out = []
+        for category in CATEGORIES:
+            slot = slots.get(category, 0)
+            out.append(unpack_window(users.slot_vector(vec, slot) >> shift & group) if slot else (0, 0, 0, 0))
+        return tuple(out)
 
     def _advance_idle(self, wall: int, eof: bool) -> None:
         if eof:
@@ -399,7 +436,9 @@ class PartitionState:
         self._on_watermark(records)
         wm = self.watermark
         if self.users is not None:
-            self.users.evict(wm)
+            evicted = self.users.evict(wm)
+            if self.history is not None and evicted:
+                self.history.forget(evicted)
 
     def _close_user_windows(self, records: list[Record]) -> None:
         cfg = self.config

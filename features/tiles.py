@@ -298,14 +298,14 @@ class TileTable:
                 for i in self.coarse:
                     cursor[i] -= drop
 
-    def evict(self, watermark: int) -> int:
-        """Delete entities whose newest event is older than the retention; return how many."""
-        evicted = 0
+    def evict(self, watermark: int) -> list[str]:
+        """Delete entities whose newest event is older than the retention; return their keys."""
+        evicted: list[str] = []
         limit_hour = (watermark - self.retention_ms) // HOUR_MS
         heap = self._bucket_heap
         while heap and heap[0] < limit_hour:
             hour = heapq.heappop(heap)
             for key in self.buckets.pop(hour, ()):
                 del self.entities[key]
-                evicted += 1
+                evicted.append(key)
         return evicted

@@ -281,8 +281,9 @@ def test_the_flow_keeps_what_its_outputs_read():
     assert entry_needs(plain, scoring=True, recovery=False) == EntryNeeds(True, False, True)
     assert entry_needs(plain, scoring=False, recovery=True) == EntryNeeds(True, False, True)  # a later run may score
     examples = FlowConfig(model=None, backfill=True, examples_out="x.jsonl")
-    assert entry_needs(examples, scoring=False, recovery=False) == EntryNeeds(True, True, True)
+    assert entry_needs(examples, scoring=False, recovery=False) == EntryNeeds(True, True, True, history=True)
     features = FlowConfig(model=None, event_features_topic="event-features")
-    assert entry_needs(features, scoring=False, recovery=False) == EntryNeeds(False, True, False)
+    assert entry_needs(features, scoring=False, recovery=False) == EntryNeeds(False, True, False, history=True)
     assert entry_needs(FlowConfig(model=None, event_features_topic="ef", output="none", backfill=True,
-                                  examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True)
+                                  examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True,
+                                                                                                 history=True)
