@@ -1,6 +1,6 @@
 """Run every benchmark in turn and print all their tables: ``python -m benchmarks.run_all`` (``make bench``).
 
-Order: bench_producer, bench_features, bench_model, bench_scoring, bench_latency. Each
+Order: bench_producer, bench_features, bench_model, bench_scoring, bench_latency, bench_retrieval. Each
 runs as its own process (``python -m benchmarks.NAME ...``, so no torch thread setting,
 GC threshold or memory carries over from one to the next) with the settings below; its
 tables go to stdout and its progress to stderr as it runs. One DLRM is trained first on
@@ -36,6 +36,7 @@ SETTINGS: dict[str, tuple[list[str], list[str]]] = {
                       ["--events", "200000", "--runs", "1", "--repeats", "2", "--seconds", "0.2", "--processes", "1"]),
     "bench_latency": (["--duration", "40", "--warmup", "10", "--runs", "3", "--recovery-runs", "2"],
                       ["--duration", "20", "--warmup", "5", "--runs", "1", "--recovery-runs", "1"]),
+    "bench_retrieval": (["--catalogs", "5000", "1000000"], ["--catalogs", "5000", "--repeats", "1", "--seconds", "0.3"]),
 }
 TAKES_MODEL = ("bench_scoring", "bench_latency")
 
