@@ -43,7 +43,7 @@ SETTINGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_scoring": (["--events", "500000", "--runs", "3", "--repeats", "5", "--seconds", "0.5", "--seed-widths"],
                       ["--events", "200000", "--runs", "1", "--repeats", "2", "--seconds", "0.2", "--processes", "1"]),
     "bench_latency": (["--duration", "40", "--warmup", "10", "--runs", "3", "--recovery-runs", "2"],
-                      ["--duration", "20", "--warmup", "5", "--runs", "1", "--recovery-runs", "1"]),
+                      ["--duration", "20", "--warmup", "5", "--runs", "1", "--relay-runs", "1", "--recovery-runs", "1"]),
     "bench_peers": (["--events", "300000", "--runs", "2"], ["--events", "60000", "--runs", "1"]),
 }
 TAKES_MODEL = ("bench_scoring", "bench_latency")
