@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"peak RSS {run.peak_rss_mib:,.0f} MiB", file=sys.stderr)
                 rows.append((users, processes, base, floor, floor_cpu, flow, rss))
     ratios = []
-    for users, processes, base, floor, _, flow, _ in rows:
+    for users, processes, base, _, _, flow, _ in rows:
         ratio = statistics.median(flow) / statistics.median(base)
         ratios.append((f"features flow, {users:,} users, {processes} process(es)", ratio, "bare loop"))
         if processes == 1 and users == args.users[0]:
