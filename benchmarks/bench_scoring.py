@@ -158,7 +158,7 @@ class Batch:
 
 def make_batch(vectors: list[Vector], scorer: Scorer, n_groups: int) -> Batch:
     """Prepare every input form of one batch (untimed)."""
-    events = [v[0] for v in vectors]
+    events = [v.event for v in vectors]
     args = (
         vector_counts(vectors, n_groups),
         [e["user_id"] for e in events], [e["item_id"] for e in events], [e["category"] for e in events],
@@ -172,7 +172,7 @@ def make_batch(vectors: list[Vector], scorer: Scorer, n_groups: int) -> Batch:
                  sparse_in=torch.from_numpy(np.ascontiguousarray(sparse, dtype=np.int64)),
                  scores=scorer.score(*args).tolist(),
                  record_args=([e["event_id"] for e in events], args[1], args[2], args[6].tolist()),
-                 item_as_of=[v[4] for v in vectors])
+                 item_as_of=[v.item_as_of for v in vectors])
 
 
 def seconds_per_call(calls: list[Callable[[], object]], seconds: float) -> float:

@@ -6,7 +6,9 @@ A refactoring must not change what the flow writes. This script generates one fi
 output topics: once with the code of ``--base`` (a commit, its Python source) and once with
 this working tree (as installed, compiled when built). It then compares every output topic
 (user-features, item-features, scores, event-features, dead-letters) as multisets of
-(key, value) and the examples files byte for byte, and exits 1 when anything differs.
+(key, value) and the examples files byte for byte, and exits 1 when anything differs. A second
+pair of runs without model, examples or event features checks the features-only mode (which
+counts windows without computing vectors) the same way.
 
     python -m benchmarks.check_identical                 # against HEAD (the last commit)
     python -m benchmarks.check_identical --base HEAD~3 --events 300000
@@ -75,9 +77,13 @@ def _digest(records: list[tuple[bytes, bytes]]) -> str:
     return h.hexdigest()[:16]
 
 
-def _flow_outputs(tree: Path, history: Path, model: Path | None, bootstrap: str, examples: Path, pure: bool,
+def _flow_outputs(tree: Path, history: Path, model: Path | None, bootstrap: str, examples: Path | None, pure: bool,
                   ) -> dict[str, tuple[int, str]]:
-    """Run the backfill of ``tree``'s flow into fresh topics; per destination (records, digest)."""
+    """Run the backfill of ``tree``'s flow into fresh topics; per destination (records, digest).
+
+    ``examples`` None: a features-only run (no model, no examples, no event features), which
+    counts windows without computing vectors.
+    """
     run_id = uuid.uuid4().hex[:8]
     topics = {name: f"identical-{run_id}-{name}" for name in OUTPUTS}
     ensure_topics(bootstrap, list(topics.values()))
@@ -86,9 +92,11 @@ def _flow_outputs(tree: Path, history: Path, model: Path | None, bootstrap: str,
     if pure:
         env["RECSTREAM_PURE_PYTHON"] = "1"
     env |= {var: topics[name] for name, var in OUTPUTS.items() if var}
-    _run([sys.executable, "-m", "dataflows.features", "--backfill", "--input", str(history),
-          "--model", str(model) if model else "none", "--examples-out", str(examples),
-          "--event-features-topic", topics["event-features"], "--progress-interval", "60"], tree, env)
+    outputs = ["--model", "none", "--examples-out", "none"] if examples is None else [
+        "--model", str(model) if model else "none", "--examples-out", str(examples),
+        "--event-features-topic", topics["event-features"]]
+    _run([sys.executable, "-m", "dataflows.features", "--backfill", "--input", str(history), *outputs,
+          "--progress-interval", "60"], tree, env)
     result = {}
     for name, topic in topics.items():
         records = [(r.key or b"", r.value or b"") for r in read_topic(bootstrap, topic)]
@@ -125,19 +133,25 @@ def check(cfg: CheckConfig) -> bool:
             t0 = time.monotonic()
             head = _flow_outputs(ROOT, history, model, bootstrap, work / "head.examples.jsonl", pure=False)
             print(f"this tree (as installed): {time.monotonic() - t0:.0f} s", flush=True)
+            base_windows = _flow_outputs(base_tree, history, None, bootstrap, None, pure=True)
+            head_windows = _flow_outputs(ROOT, history, None, bootstrap, None, pure=False)
+            print("features-only runs (windows without vectors): done", flush=True)
         finally:
             broker.stop()
         same = True
-        print(f"\n{'output':<16} {'base records':>12} {'tree records':>12}  identical")
-        for name in OUTPUTS:
-            ok = base[name] == head[name]
-            same &= ok
-            print(f"{name:<16} {base[name][0]:>12,} {head[name][0]:>12,}  {'yes' if ok else 'NO'}")
+        print(f"\n{'output':<30} {'base records':>12} {'tree records':>12}  identical")
+        for run, (a_out, b_out) in (("", (base, head)), (" (features only)", (base_windows, head_windows))):
+            for name in OUTPUTS:
+                if run and a_out[name][0] == b_out[name][0] == 0:
+                    continue  # not written by a features-only run
+                ok = a_out[name] == b_out[name]
+                same &= ok
+                print(f"{name + run:<30} {a_out[name][0]:>12,} {b_out[name][0]:>12,}  {'yes' if ok else 'NO'}")
         a, b = (work / "base.examples.jsonl").read_bytes(), (work / "head.examples.jsonl").read_bytes()
         lines_a, lines_b = a.count(b"\n"), b.count(b"\n")
         ok = a == b
         same &= ok
-        print(f"{'examples file':<16} {lines_a:>12,} {lines_b:>12,}  {'yes' if ok else 'NO'}")
+        print(f"{'examples file':<30} {lines_a:>12,} {lines_b:>12,}  {'yes' if ok else 'NO'}")
         print("\nidentical" if same else "\nDIFFERENT: this tree's flow does not write what the base wrote")
         return same
 

@@ -44,6 +44,7 @@ SETTINGS: dict[str, tuple[list[str], list[str]]] = {
                       ["--events", "200000", "--runs", "1", "--repeats", "2", "--seconds", "0.2", "--processes", "1"]),
     "bench_latency": (["--duration", "40", "--warmup", "10", "--runs", "3", "--recovery-runs", "2"],
                       ["--duration", "20", "--warmup", "5", "--runs", "1", "--relay-runs", "1", "--recovery-runs", "1"]),
+    "bench_retrieval": (["--catalogs", "5000", "1000000"], ["--catalogs", "5000", "--repeats", "1", "--seconds", "0.3"]),
     "bench_peers": (["--events", "300000", "--runs", "2"], ["--events", "60000", "--runs", "1"]),
 }
 TAKES_MODEL = ("bench_scoring", "bench_latency")

@@ -141,7 +141,8 @@ def _wait_for_metadata(admin: AdminClient, names: list[str], timeout_s: float) -
 
 def partition_count(bootstrap: str, topic: str, timeout_s: float = 5.0) -> int:
     """Number of partitions of ``topic``; raise LookupError if it does not exist."""
-    topics = admin_client(bootstrap).list_topics(topic=topic, timeout=timeout_s).topics
+    # All topics, not list_topics(topic=...): the embedded broker creates a topic it is asked about.
+    topics = admin_client(bootstrap).list_topics(timeout=timeout_s).topics
     meta = topics.get(topic)
     if meta is None or meta.error is not None or not meta.partitions:
         msg = f"topic {topic!r} does not exist on the broker"

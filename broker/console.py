@@ -1,8 +1,10 @@
 """A console consumer that works against the embedded broker (Debian's kcat is too old for it).
 
 ``python -m broker.console TOPIC`` prints new records as they arrive, like
-``kafka-console-consumer``. It assigns every partition itself instead of joining a consumer
-group, so it starts at once (Tansu's group join waits for a rebalance timeout).
+``kafka-console-consumer``: records produced after it started, from where each partition
+really ends (:func:`broker.offsets.topic_ends`; the embedded broker's reported ends are
+wrong). It assigns every partition itself instead of joining a consumer group, so it starts
+at once (Tansu's group join waits for a rebalance timeout).
 
 Examples::
 
@@ -18,12 +20,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from broker.admin import BrokerUnreachable, partition_count
+from broker.offsets import topic_ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +61,21 @@ def iter_topic(
     to_end: bool = True,
     idle_timeout_s: float | None = None,
     partitions: list[int] | None = None,
+    on_positioned: Callable[[], None] | None = None,
 ) -> Iterator[Record]:
-    """Yield a topic's records.
+    """Yield a topic's records, from the beginning or only those produced from now on.
 
     ``to_end`` stops when every partition has reported its end; otherwise the iterator
     follows the topic until ``idle_timeout_s`` passes without a record (forever if None).
+    ``on_positioned`` is called once every partition's start is known.
     """
     count = partition_count(bootstrap, topic)
     parts = list(range(count)) if partitions is None else partitions
-    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    starts = dict.fromkeys(parts, OFFSET_BEGINNING) if from_beginning else topic_ends(bootstrap, topic, parts)
     consumer = _consumer(bootstrap, eof=to_end)
-    consumer.assign([TopicPartition(topic, p, start) for p in parts])
+    consumer.assign([TopicPartition(topic, p, starts[p]) for p in parts])
+    if on_positioned is not None:
+        on_positioned()
     at_end: set[int] = set()
     last = time.monotonic()
     try:
@@ -148,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             to_end=False,
             idle_timeout_s=None if args.timeout_ms is None else args.timeout_ms / 1000,
             partitions=args.partition,
+            on_positioned=lambda: print(f"reading {args.topic} from "
+                                        f"{'the beginning' if args.from_beginning else 'its end: new records only'}",
+                                        file=sys.stderr, flush=True),
         )
         n = 0
         for r in records:
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
         print(f"Processed a total of {n} messages", file=sys.stderr)
         return 0
-    except (BrokerUnreachable, LookupError) as e:
+    except (BrokerUnreachable, LookupError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,10 +24,11 @@ from typing import Literal
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from broker.admin import partition_count
 from broker.config import Topics, producer_settings
+from broker.offsets import topic_ends
 from dataflows.kafka_batches import file_messages
 from features.partition_stage import RawBatch
 from features.records import DESTINATIONS, Record
@@ -173,7 +174,9 @@ class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
         start = resume_state
         if start is None:
-            start = OFFSET_BEGINNING if self.start == "beginning" else OFFSET_END
+            # "end": where the partition really ends now (the embedded broker reports less; broker/offsets.py)
+            start = OFFSET_BEGINNING if self.start == "beginning" else topic_ends(self.bootstrap, self.topic,
+                                                                                   [int(for_part)])[int(for_part)]
         return _KafkaPartition(self.bootstrap, self.topic, int(for_part), start, self.tail, self.batch_size,
                                self.heartbeat_ms, self.clock, self.stop)
 

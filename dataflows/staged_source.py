@@ -43,6 +43,7 @@ class EntryNeeds:
     keep_events: bool = True  # the decoded event (the event-features topic and training examples write its fields)
     want_contexts: bool = True  # a view's scoring context (VIEW_CONTEXT)
     vectors: bool = True  # point-in-time vectors at all (scoring, examples, event features); without, only counts
+    history: bool = False  # a view's user history: recent items, category counts (training examples)
 
     @property
     def vectors_for(self) -> str:
@@ -66,7 +67,7 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
                 needs = self.needs
                 state = self.states[batch.partition] = PartitionState(
                     self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
-                    needs.want_contexts, needs.vectors, self.follow_wall_clock)
+                    needs.want_contexts, needs.vectors, self.follow_wall_clock, needs.history)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -111,9 +112,17 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
         restored: dict[int, PartitionState] | None = pickle.loads(states) if states is not None else None
         for state in (restored or {}).values():
             self.config.require_same(state.config)
-            # this run's outputs decide, not the snapshot's
-            state.views_only, state.keep_events, state.want_contexts, state.vectors = (
-                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts, self.needs.vectors)
+            if self.needs.history and state.history is None:
+                msg = ("the recovery snapshot was taken by a run that kept no user history (no examples); "
+                       "start this run without its recovery directory")
+                raise ValueError(msg)
+            if self.needs.vectors and not state.vectors:
+                msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
+                       "start this run without its recovery directory")
+                raise ValueError(msg)
+            # this run's outputs decide, not the snapshot's (a state that computes vectors keeps doing so)
+            state.views_only, state.keep_events, state.want_contexts = (
+                self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
             state.follow_wall_clock = self.follow_wall_clock
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe, self.follow_wall_clock)

@@ -67,8 +67,12 @@ class _ItemLogic(StatefulBatchLogic):
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
             # this run's outputs decide, not the snapshot's
-            self.state.all_vectors, self.state.any_vectors = ctx.needs.vectors_for == "all", ctx.needs.vectors
-            if ctx.needs.keep_events and any(entry[0] is None for waiting in self.state.pending.values() for entry in waiting):
+            if ctx.needs.vectors and not self.state.any_vectors:
+                msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
+                       "start this run without its recovery directory")
+                raise ValueError(msg)
+            self.state.all_vectors = ctx.needs.vectors_for == "all"
+            if ctx.needs.keep_events and any(entry.event is None for waiting in self.state.pending.values() for entry in waiting):
                 msg = ("the recovery snapshot was taken by a run that wrote neither event features nor examples, "
                        "so the views it left waiting for item windows carry no event; resume it with the same "
                        "outputs (no --event-features-topic, no --examples-out), or start without its recovery directory")
@@ -133,7 +137,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds
     waiting for item windows.
 
     >>> entry_needs(FlowConfig(model=None), scoring=False, recovery=False)
-    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False)
     >>> entry_needs(FlowConfig(model=None), scoring=True, recovery=False).vectors_for
     'views'
     """
@@ -141,7 +145,8 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds
     examples = config.examples_out is not None
     return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
                       want_contexts=scoring or examples or recovery,
-                      vectors=scoring or examples or event_features or recovery)
+                      vectors=scoring or examples or event_features or recovery,
+                      history=examples or event_features)
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,

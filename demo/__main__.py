@@ -6,7 +6,9 @@
    now (the span they need depends on the hour: the generator has a daily cycle);
 3. the features flow runs over that history (backfill) and writes labelled examples;
 4. a DLRM is trained on them, 5. evaluated against baselines and the generator's oracle;
-6. the features flow starts live with the model, the producer streams at ``--rate`` for
+6. a Two-Tower retriever is trained on the same examples and the profiles the producer
+   published, 7. evaluated against popularity baselines and the generator's oracle retriever;
+8. the features flow starts live with the model, the producer streams at ``--rate`` for
    ``--live-seconds``, and a few user/item window, score and dead-letter records are shown.
 
 Every step is an ordinary command, printed before it runs, so it can be rerun by hand.
@@ -48,6 +50,7 @@ class DemoConfig:
     seed: int = 7
     data_dir: Path = Path("data")
     model_path: Path = Path("artifacts/dlrm.pt")
+    retriever_path: Path = Path("artifacts/two_tower.pt")
     reports_dir: Path = Path("reports")
 
 
@@ -63,8 +66,11 @@ def history_span_s(events: int, rate: float, now_ms: int) -> float:
     return HISTORY_MARGIN * span_for_events(events, rate, now_ms)
 
 
+STEPS: Final = 8
+
+
 def step(n: int, title: str) -> None:
-    print(f"\n==[{n}/6] {title} " + "=" * max(0, 60 - len(title)), flush=True)
+    print(f"\n==[{n}/{STEPS}] {title} " + "=" * max(0, 60 - len(title)), flush=True)
 
 
 def shown(cmd: list[str]) -> str:
@@ -158,6 +164,21 @@ def summary(report: Path) -> None:
         print(f"   {name:20s} AUC {r['auc']:.4f}{lift if name != 'oracle' else ''}")
 
 
+def retrieval_summary(report: Path) -> None:
+    """The retrieval evaluation's headline numbers (models.evaluate_retrieval printed the full table above)."""
+    data = orjson.loads(report.read_bytes())
+    print(f"\n-- retrieval ({report}): the clicked item among the top 100 of {data['catalog_items']:,} items")
+    for name, r in data["results"].items():
+        share = r.get("share_of_oracle_recall@100")
+        print(f"   {name:20s} Recall@100 {r['recall@100']:.4f}" + (f", {100 * share:.0f}% of the oracle's"
+                                                                    if share and name != "oracle" else ""))
+    purity = data.get("embeddings", {})
+    for key, what in (("item_category_purity@10", "item embeddings, category"),
+                      ("user_segment_purity@10", "user embeddings, latent segment")):
+        if key in purity:
+            print(f"   10-NN purity of the {what}: {purity[key]['purity']:.3f} (chance {purity[key]['chance']:.3f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     d = DemoConfig()
     p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
@@ -208,7 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     run(python_m("models.evaluate", "--examples", str(examples), "--model", str(cfg.model_path),
                  "--truth-topic", topics.truth, "--out", str(cfg.reports_dir)), env)
 
-    step(6, f"live: the features flow with the model, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
+    step(6, "train the Two-Tower retriever (profiles from the users and items topics)")
+    profiles = ["--users", f"topic:{topics.users}", "--items", f"topic:{topics.items}"]
+    run(python_m("models.train_retrieval", "--examples", str(examples), *profiles, "--out", str(cfg.retriever_path),
+                 "--seed", str(cfg.seed)), env)
+
+    step(7, "evaluate the retriever against popularity baselines and the generator's oracle retriever")
+    run(python_m("models.evaluate_retrieval", "--examples", str(examples), *profiles, "--model",
+                 str(cfg.retriever_path), "--generator-seed", str(cfg.seed), "--map-points", "2000",
+                 "--out", str(cfg.reports_dir)), env)
+
+    step(8, f"live: the features flow with the model, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
     history = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["messages"]
     flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "2")
     print(f"$ {shown(flow_cmd)}   (in the background)", flush=True)
@@ -233,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     report = cfg.reports_dir / "evaluation.json"
     if report.exists():
         summary(report)
+    retrieval = cfg.reports_dir / "retrieval.json"
+    if retrieval.exists():
+        retrieval_summary(retrieval)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Inspect the topics, e.g.:\n"
           f"   python -m broker.console {topics.scores} --from-beginning --max-messages 5 --print-key\n"
           f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.")

@@ -43,7 +43,8 @@ from types import ModuleType
 from typing import Final
 
 #: The modules setup.py compiles (dotted names; each is ``<package>/<name>.py`` in this repository).
-COMPILED: Final = ("events.schema", "features.tiles", "features.partition_stage", "features.item_stage",
+COMPILED: Final = ("events.schema", "features.tiles", "features.arrival_table", "features.item_table",
+                   "features.window_table", "features.partition_stage", "features.item_stage",
                    "dataflows.kafka_batches")
 PURE_ENV: Final = "RECSTREAM_PURE_PYTHON"
 ROOT: Final = Path(__file__).resolve().parent.parent

@@ -24,6 +24,7 @@ class FeaturesConfig:
     max_future_ms: int = 3_600_000  # events further than this ahead of the wall clock are refused
     label_horizon_ms: int = 1_800_000  # backfill: follow-ups within this of their view are labels
     item_shards: int = 8  # keys of the item stage (state is sharded, not keyed per item)
+    recent_items: int = 20  # items in a user's history as of each view (features/user_history.py)
     horizons: tuple[Horizon, ...] = DEFAULT_HORIZONS
     priors: Priors = field(default_factory=Priors)
 
@@ -41,6 +42,9 @@ class FeaturesConfig:
                 f"FeaturesConfig.item_delay_ms ({self.item_delay_ms}) must be >= allowed_lateness_ms "
                 f"({self.allowed_lateness_ms}): item windows are final only after the lateness has passed"
             )
+            raise ValueError(msg)
+        if self.recent_items < 1:
+            msg = f"FeaturesConfig.recent_items must be >= 1, got {self.recent_items}"
             raise ValueError(msg)
         if self.item_shards < 1:
             msg = f"FeaturesConfig.item_shards must be >= 1, got {self.item_shards}"

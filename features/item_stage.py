@@ -25,15 +25,37 @@ from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
-from events.schema import EVENT_TYPE_INDEX
 from features.config import FeaturesConfig
-from features.partition_stage import NEG_INF, POS_INF, VIEW_CONTEXT, Entry, Records, ToItems
+from features.partition_stage import NEG_INF, POS_INF, SNAPSHOT_FORMAT, Entry, History, Records, ToItems, require_format
 from features.records import Record, window_record
-from features.tiles import ClosedWindowTable
+from features.item_table import ClosedWindowTable
+from features.window_table import WindowCountTable
 
-#: (event or None (see PartitionState.keep_events), user vector, item vector, user x category vector, item cut ms,
-#: VIEW_CONTEXT of a view or None)
-Vector = tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None]
+class Vector:
+    """An event with its complete point-in-time vector (packed counts, features/tiles.py layout)."""
+
+    __slots__ = ("event", "user_vec", "item_vec", "cat_vec", "item_as_of", "context", "history")
+
+    def __init__(self, event: dict[str, Any] | None, user_vec: int, item_vec: int, cat_vec: int, item_as_of: int,
+                 context: tuple[Any, ...] | None, history: History | None = None):
+        self.event = event  # the decoded event, or None (PartitionState.keep_events)
+        self.user_vec = user_vec  # the user's horizon counts before the event
+        self.item_vec = item_vec  # the item's closed-window counts before ``item_as_of``
+        self.cat_vec = cat_vec  # the user x category horizon counts before the event
+        self.item_as_of = item_as_of  # the item counts' cut: windows before this time, epoch ms
+        self.context = context  # a view's VIEW_CONTEXT, or None
+        self.history = history  # a view's user history (partition_stage.History), or None
+
+    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, tuple[Any, ...] | None, History | None]:
+        """The attributes in declaration order (comparisons in tests, pickling)."""
+        return self.event, self.user_vec, self.item_vec, self.cat_vec, self.item_as_of, self.context, self.history
+
+    def __reduce__(self) -> tuple[type[Vector], tuple[Any, ...]]:
+        return Vector, self.fields()
+
+    def __repr__(self) -> str:
+        return f"Vector{self.fields()!r}"
+
 
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
@@ -60,10 +82,15 @@ class ItemShardState:
         # training examples read), or none (no output reads one: the stage only counts). Every
         # event is counted either way.
         self.all_vectors = vectors_for == "all"
-        self.any_vectors = vectors_for != "none"
-        self.items = ClosedWindowTable(
-            config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms
-        )
+        # With vectors, items are counted in tiles over closed windows; without, only their
+        # open windows are counted (fixed for the life of the state, like the partition stage's).
+        self.items: ClosedWindowTable | None = None
+        self.item_windows: WindowCountTable | None = None
+        if vectors_for != "none":
+            self.items = ClosedWindowTable(config.window_ms, config.horizons, config.allowed_lateness_ms,
+                                           config.retention_ms)
+        else:
+            self.item_windows = WindowCountTable(config.window_ms)
         self.marks = [NEG_INF] * partitions
         self.watermark = NEG_INF
         # events waiting for the stage watermark to pass their cut, by cut (released in cut order)
@@ -72,26 +99,28 @@ class ItemShardState:
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
 
     #: What a snapshot keeps besides the constructor's arguments.
-    SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = ("items", "marks", "watermark", "pending", "_pending_cuts", "counters")
+    SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = ("items", "item_windows", "marks", "watermark", "pending", "_pending_cuts", "counters")
 
     def __reduce__(self) -> tuple[type[ItemShardState], tuple[FeaturesConfig, int, int, str], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.shard, len(self.marks), self.vectors_for)
-        return ItemShardState, args, {name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
+        return ItemShardState, args, {"format": SNAPSHOT_FORMAT,
+                                      **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots from before entries carried (ts, type index, item_id, view context): complete them.
-        for waiting in state["pending"].values():
-            for i, entry in enumerate(waiting):
-                if len(entry) == 3:
-                    event = entry[0]
-                    k = EVENT_TYPE_INDEX[event["event_type"]]
-                    waiting[i] = (*entry, event["ts"], k, event["item_id"], None if k else VIEW_CONTEXT(event))
-        if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
-            self.config, self.shard, self.all_vectors = state["config"], state["shard"], state["all_vectors"]
-            self.any_vectors = True
+        require_format(state.get("format"), "item")
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
+
+    def __len__(self) -> int:
+        """Items held in state."""
+        table = self.items if self.items is not None else self.item_windows
+        return len(table) if table is not None else 0
+
+    @property
+    def any_vectors(self) -> bool:
+        """Whether this shard completes vectors at all (else it counts windows only)."""
+        return self.items is not None
 
     @property
     def vectors_for(self) -> str:
@@ -111,21 +140,24 @@ class ItemShardState:
         pending = self.pending
         w = self.config.window_ms
         delay = self.config.item_delay_ms
-        closed_until = items.closed_until
         all_vectors = self.all_vectors
-        if not self.any_vectors:
+        if items is None:
+            item_windows = self.item_windows
+            assert item_windows is not None  # one of the two tables exists
             for entry in chunk.events:
-                items.add(entry[5], entry[3], entry[4])  # item_id, ts, type index
+                item_windows.count(entry.item_id, entry.ts, entry.type_index)
         else:
+            closed_until = items.closed_until
             for entry in chunk.events:
-                event, _, _, t, k, item_id, _ = entry
-                items.add(item_id, t, k)
-                if k and not all_vectors:
+                t, item_id = entry.ts, entry.item_id
+                items.add(item_id, t, entry.type_index)
+                if entry.type_index and not all_vectors:
                     continue  # a follow-up event: counted, no vector needed
                 d = t - delay
                 cut = d - d % w
                 if cut <= closed_until:
-                    done.append((event, entry[1], items.query(item_id, t, cut), entry[2], cut, entry[6]))
+                    done.append(Vector(entry.event, entry.user_vec, items.query(item_id, t, cut), entry.cat_vec, cut,
+                                       entry.context, entry.history))
                 else:
                     waiting = pending.get(cut)
                     if waiting is None:
@@ -156,17 +188,22 @@ class ItemShardState:
     def _advance(self, records: list[Record], done: list[Vector]) -> None:
         cfg = self.config
         items = self.items
+        table = items if items is not None else self.item_windows
+        assert table is not None
         n = 0
-        for item_id, ws, counts in items.close_windows(self.watermark, self.any_vectors):
+        for item_id, ws, counts in table.close_windows(self.watermark):
             key, value = window_record("item", item_id, ws, cfg.window_ms, counts, cfg.priors)
             records.append(("item_features", key, value))
             n += 1
         self.counters["windows"] += n
+        if items is None:
+            return
         cuts = self._pending_cuts
         while cuts and cuts[0] <= items.closed_until:
             cut = heapq.heappop(cuts)
-            for event, user_vec, cat_vec, t, _, item_id, ctx in self.pending.pop(cut):
-                done.append((event, user_vec, items.query(item_id, t, cut), cat_vec, cut, ctx))
+            for e in self.pending.pop(cut):
+                done.append(Vector(e.event, e.user_vec, items.query(e.item_id, e.ts, cut), e.cat_vec, cut, e.context,
+                                   e.history))
         # Every later query comes from an event at or after the watermark (partitions refuse
         # anything older), so tiles below it may go.
         if self.watermark < POS_INF:

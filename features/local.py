@@ -29,10 +29,11 @@ class LocalPipeline:
     """Partition stages and item shards driven by hand, batch by batch."""
 
     def __init__(self, config: FeaturesConfig, partitions: int, want_follow_ups: bool = False,
-                 vectors_for: str = "all", keep_events: bool = True, want_contexts: bool = True):
+                 vectors_for: str = "all", keep_events: bool = True, want_contexts: bool = True,
+                 want_history: bool = False):
         self.config = config
         self.partitions = [PartitionState(config, p, want_follow_ups, vectors_for != "all", keep_events, want_contexts,
-                                          vectors_for != "none")
+                                          vectors_for != "none", want_history=want_history)
                            for p in range(partitions)]
         self.shards = [ItemShardState(config, s, partitions, vectors_for) for s in range(config.item_shards)]
         self.out = LocalOutput()
@@ -62,10 +63,11 @@ class LocalPipeline:
 
 def run_local(
     config: FeaturesConfig, batches: Iterable[RawBatch], partitions: int, want_follow_ups: bool = False,
-    vectors_for: str = "all", keep_events: bool = True, want_contexts: bool = True,
+    vectors_for: str = "all", keep_events: bool = True, want_contexts: bool = True, want_history: bool = False,
 ) -> LocalOutput:
     """Feed batches in the given order, then flush; return all outputs."""
-    pipeline = LocalPipeline(config, partitions, want_follow_ups, vectors_for, keep_events, want_contexts)
+    pipeline = LocalPipeline(config, partitions, want_follow_ups, vectors_for, keep_events, want_contexts,
+                             want_history)
     for batch in batches:
         pipeline.feed(batch)
     return pipeline.finish()

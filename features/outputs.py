@@ -35,8 +35,27 @@ def vector_counts(vectors: list[Vector], n_groups: int) -> np.ndarray:
     item_shift, cat_shift = 8 * n_bytes, 16 * n_bytes
     to_bytes = int.to_bytes
     # one int per vector, user | item | user x category, little-endian: one to_bytes call each
-    buf = b"".join([to_bytes(v[1] | v[2] << item_shift | v[3] << cat_shift, 3 * n_bytes, "little") for v in vectors])
+    buf = b"".join([to_bytes(v.user_vec | v.item_vec << item_shift | v.cat_vec << cat_shift, 3 * n_bytes, "little")
+                    for v in vectors])
     return np.frombuffer(buf, dtype="<u4").reshape(len(vectors), 12 * n_groups)
+
+
+def example_row(v: Vector, counts: list[int]) -> dict[str, Any]:
+    """An event's point-in-time vector with its context and, for a view, the user's history.
+
+    The event-features record, and a training example without its labels (the examples
+    writer joins those): written by the same code live and in a backfill.
+    """
+    row = vector_fields(v.event, counts, v.item_as_of)  # type: ignore[arg-type]  # examples keep events
+    if v.history is not None:
+        recent, categories = v.history
+        row["history"] = {"recent_items": list(recent), "category_counts": [list(c) for c in categories]}
+    return row
+
+
+def contexts_of(views: list[Vector]) -> list[tuple[Any, ...]]:
+    """The VIEW_CONTEXT tuples of views (fields in ``VIEW_CONTEXT_FIELDS`` order)."""
+    return [v.context for v in views]  # type: ignore[misc]  # views always carry one
 
 
 class VectorOutputs:
@@ -61,11 +80,13 @@ class VectorOutputs:
         out: list[Records | ExampleRows] = []
         if self.event_features:
             dumps = orjson.dumps
-            for (event, _, _, _, cut, _), row in zip(vectors, counts.tolist()):  # type: ignore[union-attr]
-                records.append(("event_features", event["event_id"].encode(), dumps(vector_fields(event, row, cut))))
+            for v, row in zip(vectors, counts.tolist()):  # type: ignore[union-attr]
+                event = v.event
+                assert event is not None  # kept for the event-features topic (PartitionState.keep_events)
+                records.append(("event_features", event["event_id"].encode(), dumps(example_row(v, row))))
         # Without event features the item stage sends views only; check rather than assume
         # (only views carry a context).
-        contexts = [v[5] for v in vectors]
+        contexts = [v.context for v in vectors]
         if None not in contexts:
             views, view_counts = vectors, counts
         else:
@@ -75,15 +96,15 @@ class VectorOutputs:
         if views and self.score is not None:
             # The contexts were taken in the partition stage, while each event was in the CPU
             # caches (VIEW_CONTEXT); here they become columns.
-            event_ids, user_ids, item_ids, categories, countries, devices, ts, prices = zip(*[v[5] for v in views])
+            event_ids, user_ids, item_ids, categories, countries, devices, ts, prices = zip(*contexts_of(views))
             scores = self.score(view_counts, user_ids, item_ids, categories, countries, devices,
                                 np.array(ts, dtype=np.int64), np.array(prices, dtype=np.float64))
             records += score_records(event_ids, user_ids, item_ids, ts, scores.tolist(), self.model_version,
-                                     [v[4] for v in views])
+                                     [v.item_as_of for v in views])
             self.scored += len(views)
         if records:
             out.append(Records(records))
         if self.examples and views:
             rows = view_counts.tolist()  # type: ignore[union-attr]
-            out.append(ExampleRows([vector_fields(v[0], row, v[4]) for v, row in zip(views, rows)]))
+            out.append(ExampleRows([example_row(v, row) for v, row in zip(views, rows)]))
         return out

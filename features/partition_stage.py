@@ -25,23 +25,62 @@ from typing import Any, ClassVar
 import orjson
 from mypy_extensions import mypyc_attr
 
-from events.schema import (EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
+from events.schema import (CATEGORIES, EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
                            K_PRICE, K_TS, K_USER_ID, K_VIEW_ID, check)
 from features.config import FeaturesConfig
 from features.records import Record, dead_letter, window_record
-from features.tiles import ArrivalTable
+from features.tiles import GROUP_BITS, unpack_window
+from features.user_history import UserHistory
+from features.arrival_table import ArrivalTable
+from features.window_table import WindowCountTable
 
 NEG_INF = -(1 << 62)
 POS_INF = 1 << 62
+#: Version of the state a snapshot holds; a snapshot of another version is refused with a reason.
+SNAPSHOT_FORMAT = 2
 ITEM_SHARD_CACHE = 1 << 18  # item ids whose shard a partition stage remembers
-#: What scoring reads of a view, taken here while the event is fresh in the CPU caches (read
-#: from the dict in the scoring step instead, the same fields cost features + scoring ~6%).
-VIEW_CONTEXT = itemgetter("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")
+#: What scoring reads of a view, as a tuple of these fields, taken here while the event is
+#: fresh in the CPU caches (read from the dict in the scoring step instead, the same fields
+#: cost features + scoring ~6%, 2026-12); a tuple, so that a batch becomes columns with one zip.
+VIEW_CONTEXT_FIELDS = ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")
+VIEW_CONTEXT = itemgetter(*VIEW_CONTEXT_FIELDS)
 
 
-#: An accepted event on its way to the item stage (see :class:`ToItems`); the event itself is
-#: None when no output needs it (see ``PartitionState.keep_events``).
-Entry = tuple[dict[str, Any] | None, int, int, int, int, str, tuple[Any, ...] | None]
+#: A view's user history: (recent items, most recent first; per category of CATEGORIES, the
+#: user's (views, clicks, add_carts, purchases) over the longest horizon), both before the view.
+History = tuple[tuple[str, ...], tuple[tuple[int, int, int, int], ...]]
+
+
+class Entry:
+    """An accepted event on its way to the item stage (in :class:`ToItems`).
+
+    A compiled class with slots: one is made per accepted event, and attribute reads are
+    native in both stages.
+    """
+
+    __slots__ = ("event", "user_vec", "cat_vec", "ts", "type_index", "item_id", "context", "history")
+
+    def __init__(self, event: dict[str, Any] | None, user_vec: int, cat_vec: int, ts: int, type_index: int,
+                 item_id: str, context: tuple[Any, ...] | None, history: History | None = None):
+        self.event = event  # the decoded event, or None when no output needs it (PartitionState.keep_events)
+        self.user_vec = user_vec  # the user's packed horizon counts before this event (0 when not needed)
+        self.cat_vec = cat_vec  # the same for the user x this event's category
+        self.ts = ts  # event time, epoch ms
+        self.type_index = type_index  # EVENT_TYPE_INDEX of the event type (0: a view)
+        self.item_id = item_id
+        self.context = context  # a view's VIEW_CONTEXT when scoring or examples read it, else None
+        self.history = history  # a view's user history when an output reads it (PartitionState.history)
+
+    def fields(self) -> tuple[dict[str, Any] | None, int, int, int, int, str, tuple[Any, ...] | None, History | None]:
+        """The attributes in declaration order (comparisons in tests, pickling)."""
+        return (self.event, self.user_vec, self.cat_vec, self.ts, self.type_index, self.item_id, self.context,
+                self.history)
+
+    def __reduce__(self) -> tuple[type[Entry], tuple[Any, ...]]:
+        return Entry, self.fields()
+
+    def __repr__(self) -> str:
+        return f"Entry{self.fields()!r}"
 
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
@@ -65,7 +104,6 @@ class ToItems:
 
     shard: int
     partition: int
-    #: (event or None, user vector, user x category vector, ts, type index, item_id, VIEW_CONTEXT of a view or None)
     events: list[Entry]
     watermark: int
 
@@ -86,6 +124,19 @@ class FollowUps:
     items: list[tuple[str, int, int]]
 
 
+@mypyc_attr(native_class=False)  # an exception: a plain Python class when compiled
+class SnapshotFormatError(RuntimeError):
+    """A recovery snapshot of a stage was written by another version of the state."""
+
+
+def require_format(found: object, stage: str) -> None:
+    """Refuse a snapshot whose state format is not :data:`SNAPSHOT_FORMAT`, naming both."""
+    if found != SNAPSHOT_FORMAT:
+        msg = (f"the recovery snapshot of a {stage} stage has state format {found or 1}, this version reads "
+               f"{SNAPSHOT_FORMAT}: start with a fresh recovery directory (python -m bytewax.recovery DIR 1)")
+        raise SnapshotFormatError(msg)
+
+
 def item_shard(item_id: str, shards: int) -> int:
     """Shard of the item stage that owns an item (crc32: stable across processes).
 
@@ -100,7 +151,7 @@ class PartitionState:
 
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
                  views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
-                 vectors: bool = True, follow_wall_clock: bool = True):
+                 vectors: bool = True, follow_wall_clock: bool = True, want_history: bool = False):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -116,22 +167,31 @@ class PartitionState:
         # Whether a view's entry carries its context tuple (VIEW_CONTEXT: what scoring reads, and
         # how the outputs tell views apart); without a model and without examples, none is read.
         self.want_contexts = want_contexts
-        # Whether any output reads a point-in-time vector (scoring, examples, the event-features
-        # topic). Without, users are only counted into their windows (ArrivalTable.count: no
-        # horizon totals, no tiles beyond the open windows), every entry carries 0 for its
-        # vectors and the item stage only counts. Never switched on for a state that counted
-        # without: only runs with recovery snapshot, and they always need vectors.
-        self.vectors = vectors
         # Whether an idle partition's watermark follows the wall clock (live). A backfill ends
         # with EOF, which closes everything; following the wall clock there would make its
         # outputs depend on its speed (a partition starved of fetches for the idle timeout
         # turned its later events late).
         self.follow_wall_clock = follow_wall_clock
-        retention = config.retention_ms
-        # Users, with their counts broken down by category (user x category) in the same entity.
-        self.users = ArrivalTable(
-            config.window_ms, config.horizons, config.allowed_lateness_ms, retention, track_windows=True
-        )
+        # When any output reads a point-in-time vector (scoring, examples, the event-features
+        # topic), users are counted in tiles by arrival, with their counts broken down by
+        # category (user x category) in the same entity. Otherwise only their open windows are
+        # counted (no horizon totals, no tiles) and every entry carries 0 for its vectors.
+        # Fixed for the life of the state: only runs with recovery snapshot, and they always
+        # need vectors.
+        self.users: ArrivalTable | None = None
+        self.user_windows: WindowCountTable | None = None
+        if vectors:
+            self.users = ArrivalTable(config.window_ms, config.horizons, config.allowed_lateness_ms, config.retention_ms)
+        else:
+            self.user_windows = WindowCountTable(config.window_ms)
+        # A view's user history (recent items, category counts) when an output reads it
+        # (examples); it needs the vectors (the category counts are slots of the user's).
+        self.history: UserHistory | None = None
+        if want_history:
+            if not vectors:
+                msg = "a user history needs the vectors (want_history with vectors=False)"
+                raise ValueError(msg)
+            self.history = UserHistory(config.recent_items, config.allowed_lateness_ms)
         self.category_slots: dict[str, int] = {}
         self.item_shards: dict[str, int] = {}  # item_id -> item shard, a cache (not needed in snapshots)
         self.max_ts = NEG_INF
@@ -147,26 +207,32 @@ class PartitionState:
     #: What a snapshot keeps besides the constructor's arguments (the item-shard cache and the
     #: wall clock of the last event start empty).
     SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "users", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
+        "users", "user_windows", "history", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
         "sent_watermark", "counters",
     )
 
-    def __reduce__(self) -> tuple[type[PartitionState], tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool],
-                                  dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[PartitionState],
+                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
-                self.vectors, self.follow_wall_clock)
+                self.users is not None, self.follow_wall_clock, self.history is not None)
         return PartitionState, args, {
-            name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}
+            "format": SNAPSHOT_FORMAT, **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "config" in state:  # a snapshot from before __reduce__ (plain Python build only): no __init__ ran
-            self.config, self.partition, self.want_follow_ups = state["config"], state["partition"], state["want_follow_ups"]
-            self.item_shards, self.last_event_wall = {}, None
-            self.views_only, self.keep_events, self.want_contexts, self.vectors = False, True, True, True
-            self.follow_wall_clock = True
+        require_format(state.get("format"), "partition")
         for name in self.SNAPSHOT_FIELDS:
             setattr(self, name, state[name])
+
+    def __len__(self) -> int:
+        """Users held in state."""
+        table = self.users if self.users is not None else self.user_windows
+        return len(table) if table is not None else 0
+
+    @property
+    def vectors(self) -> bool:
+        """Whether this state computes point-in-time vectors (else it counts windows only)."""
+        return self.users is not None
 
     def _dead(self, out: list[Record], reason: str, stage: str, detail: str, source: str, offset: int,
               payload: bytes | None, event: dict[str, Any] | None = None) -> None:
@@ -184,12 +250,13 @@ class PartitionState:
         shard_of = self.item_shards
         follow_ups: list[tuple[str, int, int]] = []
         users = self.users
+        user_windows = self.user_windows
         slots = self.category_slots
-        mask, slot_bits = users.mask, users.slot_bits
+        mask, slot_bits = (users.mask, users.slot_bits) if users is not None else (0, 0)
         seen = self.seen
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
         views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
-        vectors = self.vectors
+        history = self.history
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -248,25 +315,32 @@ class PartitionState:
                 shard = self._item_shard(item_id)
             if k and self.want_follow_ups:
                 follow_ups.append((event[K_VIEW_ID], k, t))
-            if not vectors:  # windows only: nothing reads a vector, the item stage only counts
-                users.count(user_id, t, k)
-                chunks[shard].append((None, 0, 0, t, k, item_id, None))
+            if user_windows is not None:  # windows only: nothing reads a vector, the item stage only counts
+                user_windows.count(user_id, t, k)
+                chunks[shard].append(Entry(None, 0, 0, t, k, item_id, None))
                 accepted += 1
                 continue
             category: str = event[K_CATEGORY]
             slot = slots.get(category) or self._new_category(category)
+            assert users is not None  # one of the two tables exists
             vec = users.observe(user_id, t, k, slot)
             kept = event if keep_events else None
+            seen_before: History | None = None
+            if history is not None and k <= 1:  # views and clicks make the history; views read it
+                if not k:
+                    seen_before = (history.recent(user_id, t), self._category_counts(vec))
+                history.record(user_id, t, item_id)
             if k:
                 if views_only:
-                    chunks[shard].append((None, 0, 0, t, k, item_id, None))
+                    chunks[shard].append(Entry(None, 0, 0, t, k, item_id, None))
                 else:
-                    chunks[shard].append((kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, None))
+                    chunks[shard].append(Entry(kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, None))
             else:
                 # A view's context is VIEW_CONTEXT(event), built from what is already at hand.
                 context = (event_id, user_id, item_id, category, event[K_COUNTRY], event[K_DEVICE], t,
                            event[K_PRICE]) if want_contexts else None
-                chunks[shard].append((kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context))
+                chunks[shard].append(Entry(kept, vec & mask, (vec >> slot * slot_bits) & mask, t, k, item_id, context,
+                                           seen_before))
             accepted += 1
 
         counters["accepted"] += accepted
@@ -303,9 +377,23 @@ class PartitionState:
                 f"(category {category!r}); user x category counts support at most that many"
             )
             raise ValueError(msg)
+        assert self.users is not None  # categories get slots only where vectors are computed
         self.users.add_slots(slot)
         self.category_slots[category] = slot
         return slot
+
+    def _category_counts(self, vec: int) -> tuple[tuple[int, int, int, int], ...]:
+        """Per category of CATEGORIES, the counts of the longest horizon in the user's vector ``vec``."""
+        users = self.users
+        assert users is not None
+        shift = GROUP_BITS * (len(self.config.horizons) - 1)
+        group = (1 << GROUP_BITS) - 1
+        slots = self.category_slots
+        out = []
+        for category in CATEGORIES:
+            slot = slots.get(category, 0)
+            out.append(unpack_window(users.slot_vector(vec, slot) >> shift & group) if slot else (0, 0, 0, 0))
+        return tuple(out)
 
     def _advance_idle(self, wall: int, eof: bool) -> None:
         if eof:
@@ -347,13 +435,18 @@ class PartitionState:
         """End of a batch: apply an idle/EOF watermark move, evict idle entities."""
         self._on_watermark(records)
         wm = self.watermark
-        self.users.evict(wm)
+        if self.users is not None:
+            evicted = self.users.evict(wm)
+            if self.history is not None and evicted:
+                self.history.forget(evicted)
 
     def _close_user_windows(self, records: list[Record]) -> None:
         cfg = self.config
         n = 0
         own = (1 << 128) - 1  # the user's own counts: slot 0 of the window
-        for user_id, ws, counts in self.users.close_windows(self.watermark, self.vectors):
+        table = self.users if self.users is not None else self.user_windows
+        assert table is not None
+        for user_id, ws, counts in table.close_windows(self.watermark):
             key, value = window_record("user", user_id, ws, cfg.window_ms, counts & own, cfg.priors)
             records.append(("user_features", key, value))
             n += 1

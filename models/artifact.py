@@ -101,6 +101,13 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> str:
         "train_config": dict(artifact.train_config),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()},
     }
+    write_payload(payload, path)
+    return payload["version"]
+
+
+def write_payload(payload: dict[str, Any], path: Path) -> None:
+    """``torch.save`` a dict atomically: a temporary file in the target folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -111,23 +118,24 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return payload["version"]
 
 
-def _read_payload(path: Path) -> dict[str, Any]:
+def read_payload(path: Path, kind: str = FORMAT, version: int = FORMAT_VERSION,
+                 train_with: str = "python -m models.train") -> dict[str, Any]:
+    """A dict written by :func:`write_payload`, checked to be a ``kind`` artifact of ``version``."""
     if not path.is_file():
-        msg = f"model artifact {path} not found; train one with: python -m models.train --out {path}"
+        msg = f"model artifact {path} not found; train one with: {train_with} --out {path}"
         raise ArtifactError(msg)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or foreign file
         msg = f"model artifact {path} is not readable ({type(e).__name__}: {str(e)[:200]})"
         raise ArtifactError(msg) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        msg = f"model artifact {path} is not a {FORMAT} artifact"
+    if not isinstance(payload, dict) or payload.get("format") != kind:
+        msg = f"model artifact {path} is not a {kind} artifact"
         raise ArtifactError(msg)
-    if payload.get("format_version") != FORMAT_VERSION:
-        msg = f"model artifact {path} has format_version {payload.get('format_version')!r}; this code reads {FORMAT_VERSION}"
+    if payload.get("format_version") != version:
+        msg = f"model artifact {path} has format_version {payload.get('format_version')!r}; this code reads {version}"
         raise ArtifactError(msg)
     return payload
 
@@ -145,7 +153,7 @@ def load_artifact(path: str | Path, expected_spec: FeatureSpec | None = None) ->
             not fit the config or the recorded version.
     """
     path = Path(path)
-    payload = _read_payload(path)
+    payload = read_payload(path)
     try:
         spec = FeatureSpec.from_dict(payload["feature_spec"])
         config = DLRMConfig.from_dict(payload["config"])

@@ -72,3 +72,29 @@ def plot_training_curve(history: Sequence[Mapping[str, Any]], path: str | Path) 
     auc_ax.plot(seen, [h["val_auc"] for h in history], marker=".", color="C2")
     auc_ax.set(xlabel="examples seen", ylabel="AUC", title="Validation AUC")
     return _save(fig, path)
+
+
+def plot_recall_at_k(curves: Mapping[str, Mapping[int, float]], path: str | Path) -> Path:
+    """Recall@K against K, one line per retriever: ``{name: {K: recall}}``."""
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    for name, points in curves.items():
+        ks = sorted(points)
+        ax.plot(ks, [points[k] for k in ks], marker=".", label=name, linestyle="--" if name == "oracle" else "-")
+    ax.set(xlabel="K (items retrieved of the whole catalog)", ylabel="Recall@K (clicked item retrieved)",
+           title="Retrieval, test range", xscale="log")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_embedding_map(xy: np.ndarray, labels: Sequence[str], title: str, path: str | Path) -> Path:
+    """A 2-D map of embeddings (t-SNE), one colour per label."""
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
+    names = sorted(set(labels))
+    for i, name in enumerate(names):
+        mask = np.array([label == name for label in labels])
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.6, color=f"C{i}", label=name)
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.legend(fontsize=8, markerscale=3)
+    return _save(fig, path)

@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "kafka sink: write the truth here instead of the truth topic)")
     out.add_argument("--no-truth", dest="truth", action="store_false",
                      help="send no truth records (view probabilities, faults): for load tests only (default: send them)")
+    out.add_argument("--no-profiles", dest="profiles", action="store_false",
+                     help="do not publish the catalog and user profiles at start (default: publish them: topics "
+                     "items and users, or files next to --out)")
+    out.add_argument("--users-out", type=Path, default=None, metavar="PATH",
+                     help="user profiles JSONL (file sinks: default OUT with .users.jsonl, .users.csv for csv; "
+                     "kafka sink: write them here instead of the users topic)")
+    out.add_argument("--items-out", type=Path, default=None, metavar="PATH",
+                     help="the catalog JSONL (file sinks: default OUT with .items.jsonl, .items.csv for csv; "
+                     "kafka sink: write it here instead of the items topic)")
     out.add_argument("--topic", default=None, help="events topic (default: $TOPIC_INTERACTIONS or interactions)")
     out.add_argument("--truth-topic", default=None, help="truth topic (default: $TOPIC_TRUTH or interactions-truth)")
     out.add_argument("--partitions", type=int, default=d.partitions,

@@ -149,6 +149,9 @@ class ProducerConfig:
     truth_topic: str | None = None  # None: Topics.from_env().truth
     partitions: int = 4  # partitions of created topics; virtual partitions for file sinks
     truth: bool = True  # send truth records (views and faults); off only for pure load tests
+    profiles: bool = True  # publish the catalog and user profiles at start (topics items, users; or files)
+    users_out: Path | None = None  # file sinks: user profiles (None derives it from out); kafka: instead of the topic
+    items_out: Path | None = None  # file sinks: the catalog (None derives it from out); kafka: instead of the topic
     faults: FaultRates = field(default_factory=FaultRates)  # per-event fault rates
     late_by_s: float = 300.0  # how far a late event's time is pushed back, seconds
     delivery_timeout_ms: int = 30_000  # Kafka message.timeout.ms: a message undelivered by then fails
@@ -196,6 +199,21 @@ class ProducerConfig:
         if self.out is None:
             return None
         return self.out.with_name(self.out.stem + ".truth.jsonl")
+
+
+    def profile_path(self, kind: str) -> Path | None:
+        """Where user profiles (``kind`` "users") or the catalog ("items") go as a file, or None.
+
+        ``users_out``/``items_out``, else for file sinks ``<out stem>.users.jsonl`` (``.csv`` for
+        the CSV sink); None means the Kafka sink's topic (or, for stdout, nowhere).
+
+        >>> ProducerConfig(sink="csv", out=Path("data/ev.csv")).profile_path("items")
+        PosixPath('data/ev.items.csv')
+        """
+        given = self.users_out if kind == "users" else self.items_out
+        if given is not None or self.out is None or self.sink not in ("jsonl", "csv"):
+            return given
+        return self.out.with_name(f"{self.out.stem}.{kind}.{'csv' if self.sink == 'csv' else 'jsonl'}")
 
 
 def _check(ok: bool, name: str, value: object, expected: str) -> None:

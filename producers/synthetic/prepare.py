@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from producers.synthetic.behavior import Funnel, calibrate
-from producers.synthetic.config import ProducerConfig
+from producers.synthetic.config import ModelParams, ProducerConfig
 from producers.synthetic.serialize import Serializer, run_tag
 from producers.synthetic.stream import SessionSimulator
 from producers.synthetic.world import World, build_world
@@ -75,6 +75,13 @@ def block_events(cfg: ProducerConfig) -> int:
     return min(cfg.block_events, max(256, math.ceil(cfg.rate / 4)))
 
 
+def world_and_funnel(seed: int, model: ModelParams) -> tuple[World, Funnel]:
+    """The world and the calibrated funnel a run with this seed and model draws (what evaluations rebuild)."""
+    world_ss, calibration_ss, _, _ = np.random.SeedSequence(seed).spawn(4)
+    world = build_world(model, np.random.default_rng(world_ss))
+    return world, calibrate(world, model, np.random.default_rng(calibration_ss))
+
+
 def prepare(cfg: ProducerConfig, wall: Wall = time.time, purpose: str = "stream") -> Setup:
     """Build the world, calibrate the funnel and seed the simulator (which the run then consumes).
 
@@ -82,9 +89,8 @@ def prepare(cfg: ProducerConfig, wall: Wall = time.time, purpose: str = "stream"
     """
     cfg = resolve_start(cfg, wall)
     assert cfg.start is not None
-    world_ss, calibration_ss, behaviour_ss, fault_ss = np.random.SeedSequence(cfg.seed).spawn(4)
-    world = build_world(cfg.model, np.random.default_rng(world_ss))
-    funnel = calibrate(world, cfg.model, np.random.default_rng(calibration_ss))
+    _, _, behaviour_ss, fault_ss = np.random.SeedSequence(cfg.seed).spawn(4)
+    world, funnel = world_and_funnel(cfg.seed, cfg.model)
     start_ms = (cfg.start - EPOCH) // timedelta(milliseconds=1)
     identity = (
         f"{purpose}|seed={cfg.seed}|start={start_ms}|mode={cfg.mode}|rate={cfg.rate!r}"

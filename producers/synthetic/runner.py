@@ -30,7 +30,9 @@ from broker.admin import ensure_topics
 from broker.config import Topics
 from broker.embedded import resolve_bootstrap
 from events.partitioning import partition_for
+from events.profiles import ITEM_FIELDS, USER_FIELDS
 from producers.synthetic.batches import Batch, iter_batches
+from producers.synthetic.catalog import csv_lines, profile_records
 from producers.synthetic.config import ProducerConfig
 from producers.synthetic.pacing import Clock, Pacer, Sleep
 from producers.synthetic.prepare import Setup, Wall, backfill_span_s, block_events, from_ms, prepare, resolve_start
@@ -47,25 +49,32 @@ def open_sink(cfg: ProducerConfig) -> Sink:
 
     Raises :class:`broker.admin.BrokerUnreachable` within seconds when no broker answers.
     """
+    profile_paths = {kind: path for kind in PROFILE_KINDS if cfg.profiles and (path := cfg.profile_path(kind))}
     if cfg.sink == "kafka":
         topics = Topics.from_env()
         topic, truth_topic = cfg.topic or topics.interactions, cfg.truth_topic or topics.truth
         bootstrap = resolve_bootstrap()
         truth_file = cfg.truth_out if cfg.truth else None  # --truth-out: the truth goes to a file instead
-        ensure_topics(bootstrap, [topic] if truth_file else [topic, truth_topic], partitions=cfg.partitions)
+        targets: dict[str, str | Path] = {}
+        if cfg.profiles:
+            targets = {"users": topics.users, "items": topics.items}
+            targets.update(profile_paths)  # --users-out / --items-out: a file instead of the topic
+        needed = [topic] + ([] if truth_file else [truth_topic]) + [t for t in targets.values() if isinstance(t, str)]
+        ensure_topics(bootstrap, needed, partitions=cfg.partitions)
         # A backfill gets delivery reports for failures only (a callback per event costs 12%);
         # its partition counts come from the partitioner, its latency is queueing anyway.
         return KafkaSink(bootstrap, topic, truth_topic, cfg.delivery_timeout_ms, truth_path=truth_file,
-                         per_message_reports=cfg.mode == "live")
+                         per_message_reports=cfg.mode == "live", profile_targets=targets)
     if cfg.sink == "stdout":
-        return stdout_sink(cfg.truth_out if cfg.truth else None)
+        return stdout_sink(cfg.truth_out if cfg.truth else None, profile_paths)
     if cfg.out is None:  # ProducerConfig already refuses this; kept for type narrowing
         msg = f"--out PATH is required with --sink {cfg.sink}"
         raise ValueError(msg)
     truth = cfg.truth_path if cfg.truth else None
     if cfg.sink == "csv":
-        return FileSink.to_path(cfg.out, csv_rows, truth_path=truth, header=csv_header())
-    return FileSink.to_path(cfg.out, truth_path=truth)
+        return FileSink.to_path(cfg.out, csv_rows, truth_path=truth, header=csv_header(), profile_paths=profile_paths,
+                                encode_profiles=profile_csv)
+    return FileSink.to_path(cfg.out, truth_path=truth, profile_paths=profile_paths)
 
 
 def use_worker(cfg: ProducerConfig) -> bool:
@@ -238,6 +247,7 @@ def run(
     live = cfg.mode == "live"
     pacer = Pacer(cfg.rate, clock, sleep) if live else None
     t0 = clock()
+    published = publish_profiles(cfg, setup, sink)
     emitter = Emitter(cfg, setup, sink, pacer, Progress(clock, cfg.progress_interval_s, log, sink), stop)
     interrupted = False
     batches: Iterator[Batch]
@@ -273,7 +283,30 @@ def run(
     paced_s = (paced_end or clock()) - (pacer.t0 if pacer is not None and emitter.sent else t0)
     sink.close()
     elapsed_s = clock() - t0
-    return build_report(cfg, setup, emitter.stats, sink, paced_s if live else elapsed_s, elapsed_s, interrupted)
+    report = build_report(cfg, setup, emitter.stats, sink, paced_s if live else elapsed_s, elapsed_s, interrupted)
+    report["profiles"] = published
+    return report
+
+
+PROFILE_KINDS = ("users", "items")
+
+
+def publish_profiles(cfg: ProducerConfig, setup: Setup, sink: Sink) -> dict[str, int]:
+    """Send the user profiles and the catalog before the first event (``--no-profiles``: none).
+
+    Returns how many of each the sink kept (0 where it keeps none, e.g. stdout).
+    """
+    if not cfg.profiles:
+        return dict.fromkeys(PROFILE_KINDS, 0)
+    users, items = profile_records(setup.world, setup.start_ms)
+    return {kind: sink.send_profiles(kind, records.keys, records.values)
+            for kind, records in (("users", users), ("items", items))}
+
+
+def profile_csv(kind: str, values: list[bytes]) -> bytes:
+    """The CSV form of profile records (the CSV sink's)."""
+    fields = USER_FIELDS if kind == "users" else ITEM_FIELDS
+    return csv_lines(values, tuple(f.name for f in fields))
 
 
 def build_report(

@@ -67,6 +67,10 @@ class Sink(Protocol):
     def send_truth(self, keys: list[bytes], values: list[bytes]) -> None:
         """Hand over truth records (key = event_id)."""
 
+    def send_profiles(self, kind: str, keys: list[bytes], values: list[bytes]) -> int:
+        """Publish the catalog (``kind`` "items") or the user profiles ("users"), keyed by id, before the
+        first event; return how many were delivered (0 when the sink keeps none)."""
+
     def poll(self) -> None:
         """Serve pending callbacks without blocking."""
 
@@ -99,8 +103,12 @@ class KafkaSink:
     def __init__(
         self, bootstrap: str, topic: str, truth_topic: str, delivery_timeout_ms: int = 30_000,
         truth_path: Path | None = None, per_message_reports: bool = True,
+        profile_targets: dict[str, str | Path] | None = None,
     ) -> None:
         self.topic, self.truth_topic = topic, truth_topic
+        self.bootstrap, self.delivery_timeout_ms = bootstrap, delivery_timeout_ms
+        # "users"/"items" -> a topic name, or a Path to write that JSONL file instead
+        self.profile_targets = profile_targets or {}
         config = {**kafka_config(bootstrap, delivery_timeout_ms), "error_cb": self._on_error}
         self.last_error = ""
         self.producer = Producer({**config, "on_delivery": self._on_event,
@@ -171,6 +179,24 @@ class KafkaSink:
             assert self.truth_producer is not None
             self._produce(self.truth_producer, self.truth_topic, keys, values)
 
+    def send_profiles(self, kind: str, keys: list[bytes], values: list[bytes]) -> int:
+        """Produce and flush them at once (a few thousand records, once per run); raise if any is lost."""
+        target = self.profile_targets.get(kind)
+        if target is None:
+            return 0
+        if isinstance(target, Path):
+            return write_records(target, values, jsonl_lines)
+        failures: list[str] = []
+        producer = Producer({**kafka_config(self.bootstrap, self.delivery_timeout_ms), "delivery.report.only.error": True,
+                             "on_delivery": lambda err, msg: failures.append(err.str()) if err is not None else None})
+        self._produce(producer, target, keys, values)
+        left = producer.flush(self.flush_timeout_s)
+        if left or failures:
+            msg = f"could not publish the {kind} to topic {target}: {left} undelivered, first error: " \
+                  f"{failures[0] if failures else 'timeout'}"
+            raise RuntimeError(msg)
+        return len(values)
+
     def poll(self) -> None:
         self.producer.poll(0)
         if self.truth_producer is not None:
@@ -209,8 +235,12 @@ class FileSink:
         truth_path: Path | None = None,
         header: bytes = b"",
         owns_events: bool = True,
+        profile_paths: dict[str, Path] | None = None,
+        encode_profiles: Callable[[str, list[bytes]], bytes] | None = None,
     ) -> None:
         self.events, self.encode, self.owns_events = events, encode, owns_events
+        self.profile_paths = profile_paths or {}  # "users"/"items" -> file
+        self.encode_profiles = encode_profiles or (lambda kind, values: jsonl_lines(values))
         self.truth = open(truth_path, "wb") if truth_path is not None else None  # noqa: SIM115
         self._write(header)
 
@@ -238,6 +268,12 @@ class FileSink:
         if self.truth is not None:
             self.truth.write(jsonl_lines(values))
 
+    def send_profiles(self, kind: str, keys: list[bytes], values: list[bytes]) -> int:
+        path = self.profile_paths.get(kind)
+        if path is None:
+            return 0
+        return write_records(path, values, lambda v: self.encode_profiles(kind, v))
+
     def poll(self) -> None:
         return None
 
@@ -253,9 +289,16 @@ class FileSink:
             pass
 
 
-def stdout_sink(truth_path: Path | None = None) -> FileSink:
-    """Events as JSONL on stdout (truth only when a path is given)."""
-    return FileSink(sys.stdout.buffer, jsonl_lines, truth_path, owns_events=False)
+def write_records(path: Path, values: list[bytes], encode: Callable[[list[bytes]], bytes]) -> int:
+    """Write a whole file of records (folders created); return how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode(values))
+    return len(values)
+
+
+def stdout_sink(truth_path: Path | None = None, profile_paths: dict[str, Path] | None = None) -> FileSink:
+    """Events as JSONL on stdout (truth and profiles only where paths are given)."""
+    return FileSink(sys.stdout.buffer, jsonl_lines, truth_path, owns_events=False, profile_paths=profile_paths)
 
 
 class NullSink:
@@ -268,6 +311,9 @@ class NullSink:
 
     def send_truth(self, keys: list[bytes], values: list[bytes]) -> None:
         return None
+
+    def send_profiles(self, kind: str, keys: list[bytes], values: list[bytes]) -> int:
+        return 0
 
     def poll(self) -> None:
         return None
@@ -286,6 +332,7 @@ class MemorySink:
         self.values: list[bytes] = []
         self.truth_keys: list[bytes] = []
         self.truth_values: list[bytes] = []
+        self.profiles: dict[str, tuple[list[bytes], list[bytes]]] = {}  # kind -> (keys, values)
         self.closed = False
 
     def send(self, keys: list[bytes], values: list[bytes]) -> None:
@@ -295,6 +342,10 @@ class MemorySink:
     def send_truth(self, keys: list[bytes], values: list[bytes]) -> None:
         self.truth_keys += keys
         self.truth_values += values
+
+    def send_profiles(self, kind: str, keys: list[bytes], values: list[bytes]) -> int:
+        self.profiles[kind] = (list(keys), list(values))
+        return len(values)
 
     def poll(self) -> None:
         return None

@@ -36,7 +36,8 @@ FUTURE = NOW_MS + 10 * 86_400_000  # far-future faults: beyond the wall clock of
 
 
 def views_by_id(rows):
-    return {r["event_id"]: (r["counts"], r["item_as_of"]) for r in rows if r["event_type"] == "view"}
+    """A view's point-in-time inputs: counts, item cut, and the user's history (recent items, category counts)."""
+    return {r["event_id"]: (r["counts"], r["item_as_of"], r["history"]) for r in rows if r["event_type"] == "view"}
 
 
 def read_examples(path):
@@ -81,8 +82,9 @@ def test_live_vectors_equal_backfill_and_every_input_is_accounted_for(kafka_boot
     backfill = views_by_id(read_examples(examples))
     live_views = views_by_id(used)
     assert live_views.keys() == backfill.keys()
-    assert live_views == backfill  # the live vector of every view equals the backfill's, bit for bit
-    assert sum(any(c) for c, _ in live_views.values()) > len(live_views) // 2  # and they are not all zeros
+    assert live_views == backfill  # the live vector and history of every view equal the backfill's, bit for bit
+    assert sum(any(c) for c, _, _ in live_views.values()) > len(live_views) // 2  # and they are not all zeros
+    assert sum(len(h["recent_items"]) >= 2 for _, _, h in live_views.values()) > len(live_views) // 2
 
 
 def test_jsonl_backfill_equals_topic_backfill(kafka_bootstrap, kafka_env, make_topics, tmp_path):

@@ -135,3 +135,20 @@ def test_delivery_failures_are_counted_and_exit_1(tmp_path):
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "were not delivered" in last
     assert "Delivery failures: " in stdout and "Delivery failures: 0" not in stdout
+
+
+def test_the_catalog_and_user_profiles_go_to_their_topics_keyed_by_id(kafka_bootstrap, make_topics, kafka_env):
+    from events.profiles import check_item, check_user
+
+    events, users, items = make_topics("events", "users", "items", partitions=2)
+    env = {**kafka_env, "TOPIC_USERS": users, "TOPIC_ITEMS": items}
+    out = producer(env, "--backfill", "--rate", "5", "--count", "500", "--topic", events, "--no-truth",
+                   "--start", "2025-01-01T00:00:00Z")
+    assert out.returncode == 0, out.stderr
+    for topic, n, check, key in ((users, 500, check_user, "user_id"), (items, 200, check_item, "item_id")):
+        records = read_topic(kafka_bootstrap, topic)
+        assert len(records) == n  # SMALL: 500 users, 200 items, each once
+        values = [orjson.loads(r.value) for r in records]
+        assert all(check(v) is None for v in values)
+        assert all(r.key == v[key].encode() for r, v in zip(records, values))
+        assert {v["updated_ms"] for v in values} == {1_735_689_600_000}  # the run's start

@@ -130,7 +130,7 @@ def test_a_mismatched_model_fails_at_start_naming_the_difference(trained, tiny_i
     save_artifact(other, tmp_path / "other.pt")
     done = _flow_with_model(str(tmp_path / "other.pt"), tiny_input, tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("error: model artifact")
+    assert done.stderr.strip().splitlines()[-1].startswith("python -m dataflows.features: error: model artifact")
     assert "window_ms: 30000 != 60000" in done.stderr
     assert not (tmp_path / "ex.jsonl").exists()  # it failed before processing anything
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from events.schema import EVENT_TYPES, check
+from events.schema import CATEGORIES, EVENT_TYPES, check
 from features.config import FeaturesConfig
 from features.local import run_local
 from features.partition_stage import RawBatch
@@ -53,7 +53,7 @@ def interleave(parts, seed: int, wall: int):
 
 # ---- brute force -------------------------------------------------------------------------
 
-def oracle(parts, cfg: FeaturesConfig, wall: int):
+def oracle(parts, cfg: FeaturesConfig, wall: int, return_accepted: bool = False):
     accepted = []  # (partition, position in partition's accepted list, event)
     dead = {}  # (partition, offset) -> reason
     for p, values in enumerate(parts):
@@ -112,7 +112,50 @@ def oracle(parts, cfg: FeaturesConfig, wall: int):
                         counts[EVENT_TYPES.index(o["event_type"])] += 1
                 vec += counts
         vectors[e["event_id"]] = (vec, cut)
+    if return_accepted:
+        return dead, windows, vectors, accepted
     return dead, windows, vectors
+
+
+def history_oracle(parts, cfg: FeaturesConfig, wall: int, n: int):
+    """Per accepted view: (recent items, per-category counts over the longest horizon), recomputed.
+
+    Recent items: the user's earlier-arrived accepted views and clicks with event time <= t,
+    ordered by (event time, arrival) newest first, distinct items, at most n (features/README.md).
+    """
+    _, _, _, accepted = oracle(parts, cfg, wall, return_accepted=True)
+    longest = cfg.horizons[-1]
+    out = {}
+    for p, m, e in accepted:
+        if e["event_type"] != "view":
+            continue
+        t = e["ts"]
+        earlier = [(o["ts"], q_m, o) for q, q_m, o in accepted if q == p and q_m < m and o["user_id"] == e["user_id"]]
+        recent: list[str] = []
+        for ts, _, o in sorted(earlier, key=lambda x: (x[0], x[1]), reverse=True):
+            if ts <= t and o["event_type"] in ("view", "click") and o["item_id"] not in recent and len(recent) < n:
+                recent.append(o["item_id"])
+        categories = []
+        for c in CATEGORIES:
+            counts = [0, 0, 0, 0]
+            for ts, _, o in earlier:
+                if o["category"] == c and longest.start(t) <= ts <= t:
+                    counts[EVENT_TYPES.index(o["event_type"])] += 1
+            categories.append(tuple(counts))
+        out[e["event_id"]] = (tuple(recent), tuple(categories))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_user_history_matches_brute_force(seed):
+    parts = make_log(seed)
+    wall = T0 + 86_400_000
+    out = run_local(SMALL, interleave(parts, seed, wall), partitions=len(parts), want_history=True)
+    expected = history_oracle(parts, SMALL, wall, SMALL.recent_items)
+    got = {v.event["event_id"]: v.history for v in out.vectors if v.event["event_type"] == "view"}
+    assert got == expected
+    assert any(len(h[0]) >= 3 for h in got.values()) and any(sum(map(sum, h[1])) for h in got.values())
+    assert all(v.history is None for v in out.vectors if v.event["event_type"] != "view")
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -125,7 +168,7 @@ def test_engine_matches_brute_force(seed):
 
     n_groups = len(SMALL.horizons)
     got_vectors = {}
-    for event, user_vec, item_vec, user_cat_vec, cut, context in out.vectors:
+    for event, user_vec, item_vec, user_cat_vec, cut, context in (v.fields()[:6] for v in out.vectors):
         assert context == (None if event["event_type"] != "view" else tuple(
             event[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price")))
         counts = unpack([user_vec, item_vec, user_cat_vec], n_groups).reshape(-1).tolist()
@@ -179,7 +222,7 @@ def test_batching_and_interleaving_do_not_change_outputs():
     runs = []
     for order_seed in (1, 2, 3):
         out = run_local(SMALL, interleave(parts, order_seed, wall), partitions=len(parts))
-        runs.append((sorted(out.records), sorted((e["event_id"], u, i, c, cut) for e, u, i, c, cut, _ in out.vectors)))
+        runs.append((sorted(out.records), sorted((v.event["event_id"], v.user_vec, v.item_vec, v.cat_vec, v.item_as_of) for v in out.vectors)))
     assert runs[0] == runs[1] == runs[2]
 
 
@@ -188,7 +231,7 @@ def test_views_only_vectors_are_the_same_as_all_vectors():
     wall = T0 + 86_400_000
     everything = run_local(SMALL, interleave(parts, 5, wall), partitions=len(parts))
     views = run_local(SMALL, interleave(parts, 5, wall), partitions=len(parts), vectors_for="views")
-    expected = {v[0]["event_id"]: v[1:] for v in everything.vectors if v[0]["event_type"] == "view"}
-    assert {v[0]["event_id"]: v[1:] for v in views.vectors} == expected
+    expected = {v.event["event_id"]: v.fields()[1:] for v in everything.vectors if v.event["event_type"] == "view"}
+    assert {v.event["event_id"]: v.fields()[1:] for v in views.vectors} == expected
     assert len(expected) < len(everything.vectors)
     assert sorted(views.records) == sorted(everything.records)

@@ -7,7 +7,7 @@ import orjson
 from events.schema import EVENT_TYPES
 from features.config import FeaturesConfig
 from features.local import LocalPipeline
-from features.partition_stage import RawBatch, Records
+from features.partition_stage import Entry, RawBatch, Records
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a window boundary
 CFG = FeaturesConfig(idle_timeout_ms=10_000, item_shards=2)
@@ -111,8 +111,8 @@ def test_state_stays_bounded_and_idle_users_are_evicted():
     p.feed(RawBatch("t", 0, [10**6 + 1], [event(10**6 + 1, T0 + n * step + 1, user="zz", item="i0")],
                     wall_ms=T0 + 10**10))
     out = p.finish()
-    (returning,) = [v for v in out.vectors if v[0]["event_id"] == f"e{10**6}"]
-    assert returning[1] == 0 and returning[3] == 0  # user and user x category counts start over
+    (returning,) = [v for v in out.vectors if v.event["event_id"] == f"e{10**6}"]
+    assert returning.user_vec == 0 and returning.cat_vec == 0  # user and user x category counts start over
 
 
 def test_counting_windows_only_keeps_no_closed_window():
@@ -125,12 +125,16 @@ def test_counting_windows_only_keeps_no_closed_window():
                                             event_type=EVENT_TYPES[i % 4])], wall_ms=T0 + 10**10))
         if i % 500 == 499:
             state = p.partitions[0]
-            for e in state.users.entities.values():
+            assert state.users is None and state.user_windows is not None  # no tiles, no totals
+            for e in state.user_windows.entities.values():
                 # every window a user still holds is open: it ends after the watermark
-                assert all(ws + CFG.window_ms > state.watermark for ws in [*e.min_ws, e.cur_ws] if ws > 0)
-                assert len(e.min_ws) <= 1 and e.raw == [] and e.total == 0
+                assert all(ws + CFG.window_ms > state.watermark for ws in [*e.earlier, e.cur_ws] if ws > 0)
+                assert len(e.earlier) <= 1
             for shard in p.shards:
-                assert all(e.min_ws == [] and e.total == 0 for e in shard.items.entities.values())
+                assert shard.items is None and shard.item_windows is not None
+                assert all(ws + CFG.window_ms > shard.watermark for e in shard.item_windows.entities.values()
+                           for ws in [*e.earlier, e.cur_ws] if ws > 0)
+            assert len(state.user_windows) <= 3
     user_windows = windows(p, "user_features")
     assert len(user_windows) > 3 * 500 and sum(w["views"] + w["clicks"] for w in user_windows) > 2_000
     assert p.out.vectors == []
@@ -138,8 +142,8 @@ def test_counting_windows_only_keeps_no_closed_window():
 
 def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
     # Waiting events and the partition's item-shard cache go through pickle (Bytewax
-    # snapshots); a resumed pipeline must write what an uninterrupted one writes. Snapshots
-    # from before entries carried (ts, type index, item_id) are completed on load.
+    # snapshots); a resumed pipeline must write what an uninterrupted one writes. A snapshot
+    # of another state format is refused with a reason.
     import pickle
 
     from features.item_stage import ItemShardState
@@ -158,19 +162,19 @@ def test_state_pickled_mid_stream_resumes_with_the_same_outputs():
         p.feed(RawBatch("t", 1, offsets=list(range(100)), values=raws[100:], wall_ms=T0))
         result = p.finish()
         assert result.records and result.vectors
-        return sorted(result.records) + sorted((v[0]["event_id"], v[1:]) for v in result.vectors)
+        return sorted(result.records) + sorted((v.event["event_id"], v.fields()[1:]) for v in result.vectors)
 
     assert run(split=True) == run(split=False)
 
-    shard = ItemShardState(CFG, 0, 1)
-    legacy = orjson.loads(raws[0])
-    shard.pending[T0] = [(legacy, 1, 2)]
-    state = shard.__reduce__()[2]
-    restored = ItemShardState(CFG, 0, 1)
-    restored.__setstate__(state)
-    context = tuple(legacy[f] for f in ("event_id", "user_id", "item_id", "category", "country", "device", "ts", "price"))
-    assert restored.pending[T0] == [(legacy, 1, 2, legacy["ts"], 0, legacy["item_id"], context)]
     assert pickle.loads(pickle.dumps(PartitionState(CFG, 0))).item_shards == {}
+    import pytest
+
+    from features.partition_stage import SnapshotFormatError
+
+    for state in (PartitionState(CFG, 0), ItemShardState(CFG, 0, 1)):
+        old = {**state.__reduce__()[2], "format": 1}
+        with pytest.raises(SnapshotFormatError, match="state format 1, this version reads 2: start with a fresh"):
+            type(state).__setstate__(state, old)
 
 
 def test_views_carry_their_scoring_context_and_other_events_none():
@@ -182,10 +186,10 @@ def test_views_carry_their_scoring_context_and_other_events_none():
     for i, values in enumerate(parts):
         p.feed(RawBatch("t", i, offsets=list(range(len(values))), values=values, wall_ms=T0 + 86_400_000))
     vectors = p.finish().vectors
-    views = [v for v in vectors if v[0]["event_type"] == "view"]
+    views = [v for v in vectors if v.event["event_type"] == "view"]
     assert views and len(views) < len(vectors)
-    assert all(v[5] == VIEW_CONTEXT(v[0]) for v in views)
-    assert all(v[5] is None for v in vectors if v[0]["event_type"] != "view")
+    assert all(v.context == VIEW_CONTEXT(v.event) for v in views)
+    assert all(v.context is None for v in vectors if v.event["event_type"] != "view")
 
 
 def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
@@ -207,8 +211,8 @@ def test_a_restored_partition_state_follows_this_runs_vector_setting(tmp_path):
         state = part.states[0]
         assert (state.views_only, state.keep_events, state.want_contexts) == (now, now, now)
         chunks = [o for o in part.next_batch() if type(o).__name__ == "ToItems"]
-        click = [entry for c in chunks for entry in c.events if entry[4]]
-        assert len(click) == 1 and (click[0][1] == 0) is now  # the click's user vector: dropped or kept
+        click = [entry for c in chunks for entry in c.events if entry.type_index]
+        assert len(click) == 1 and (click[0].user_vec == 0) is now  # the click's user vector: dropped or kept
         part.close()
 
 
@@ -242,7 +246,7 @@ def test_views_waiting_without_their_event_refuse_a_run_that_needs_events():
     from features.item_stage import ItemShardState
 
     shard = ItemShardState(CFG, 0, 1, "views")
-    shard.pending[T0] = [(None, 1, 2, T0 + 10, 0, "i1", ("e1", "u1", "i1", "Books", "US", "mobile", T0 + 10, 5.0))]
+    shard.pending[T0] = [Entry(None, 1, 2, T0 + 10, 0, "i1", ("e1", "u1", "i1", "Books", "US", "mobile", T0 + 10, 5.0))]
     config = FlowConfig(idle_timeout_s=CFG.idle_timeout_ms / 1000, item_shards=CFG.item_shards, model=None)
     scoring_only, with_examples = EntryNeeds(True, False, True), EntryNeeds(True, True, True)
     _ItemLogic(_Context(config, 1, FlowMonitor(), True, scoring_only), pickle.dumps(shard))  # the same outputs: fine
@@ -260,12 +264,12 @@ def test_without_kept_events_or_contexts_the_vectors_are_the_same():
     kept = run_local(CFG, batches, 2, vectors_for="views", keep_events=True)
     dropped = run_local(CFG, batches, 2, vectors_for="views", keep_events=False)
     assert kept.records == dropped.records and len(kept.vectors) == len(dropped.vectors) > 100
-    assert all(v[0] is None for v in dropped.vectors) and all(type(v[0]) is dict for v in kept.vectors)
-    assert [v[1:] for v in kept.vectors] == [v[1:] for v in dropped.vectors]
-    assert [v[0]["event_id"] for v in kept.vectors] == [v[5][0] for v in dropped.vectors]  # the context still names it
+    assert all(v.event is None for v in dropped.vectors) and all(type(v.event) is dict for v in kept.vectors)
+    assert [v.fields()[1:] for v in kept.vectors] == [v.fields()[1:] for v in dropped.vectors]
+    assert [v.event["event_id"] for v in kept.vectors] == [v.context[0] for v in dropped.vectors]  # the context still names it
     bare = run_local(CFG, batches, 2, vectors_for="views", keep_events=False, want_contexts=False)
-    assert bare.records == kept.records and all(v[0] is None and v[5] is None for v in bare.vectors)
-    assert [v[1:5] for v in bare.vectors] == [v[1:5] for v in kept.vectors]
+    assert bare.records == kept.records and all(v.event is None and v.context is None for v in bare.vectors)
+    assert [v.fields()[1:5] for v in bare.vectors] == [v.fields()[1:5] for v in kept.vectors]
 
 
 def test_the_flow_keeps_what_its_outputs_read():
@@ -277,8 +281,9 @@ def test_the_flow_keeps_what_its_outputs_read():
     assert entry_needs(plain, scoring=True, recovery=False) == EntryNeeds(True, False, True)
     assert entry_needs(plain, scoring=False, recovery=True) == EntryNeeds(True, False, True)  # a later run may score
     examples = FlowConfig(model=None, backfill=True, examples_out="x.jsonl")
-    assert entry_needs(examples, scoring=False, recovery=False) == EntryNeeds(True, True, True)
+    assert entry_needs(examples, scoring=False, recovery=False) == EntryNeeds(True, True, True, history=True)
     features = FlowConfig(model=None, event_features_topic="event-features")
-    assert entry_needs(features, scoring=False, recovery=False) == EntryNeeds(False, True, False)
+    assert entry_needs(features, scoring=False, recovery=False) == EntryNeeds(False, True, False, history=True)
     assert entry_needs(FlowConfig(model=None, event_features_topic="ef", output="none", backfill=True,
-                                  examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True)
+                                  examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True,
+                                                                                                 history=True)

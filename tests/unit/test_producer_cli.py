@@ -1,33 +1,19 @@
-"""The command line: one-line errors with exit code 2, stdout without a broker, files and report."""
+"""The command line in-process: one-line errors with exit code 2, files and report, --help."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import orjson
 import pytest
 
-from broker.embedded import free_port
-from events.schema import check
 from producers.synthetic.__main__ import build_parser, main
 from producers.synthetic.config import ModelParams, flag
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ["--users", "300", "--items", "100", "--calibration-views", "5000", "--progress-interval", "0"]
 START = ["--start", "2025-01-01T00:00:00Z"]
-
-
-def dead_broker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"  # nothing listens there
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 @pytest.mark.parametrize(
@@ -56,26 +42,6 @@ def test_bad_configuration_is_one_line_and_exit_code_2(args, needle, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
-
-
-def test_unreachable_broker_is_reported_within_seconds():
-    started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "producers.synthetic", "--count", "10", *SMALL],
-                         env=dead_broker_env(), capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
-    assert out.returncode == 2
-    assert out.stderr.count("\n") == 1 and "cannot reach the Kafka broker at 127.0.0.1:" in out.stderr
-    assert time.monotonic() - started < 20
-    assert out.stdout == ""
-
-
-def test_stdout_sink_needs_no_broker():
-    out = subprocess.run([sys.executable, "-m", "producers.synthetic", "--sink", "stdout", "--count", "5"],
-                         env=dead_broker_env(), capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert len(lines) == 5
-    assert all(check(orjson.loads(line)) is None for line in lines)
-    assert "Dataset Statistics" in out.stderr  # humans' text stays off the event stream
 
 
 def test_jsonl_run_writes_events_truth_and_a_report(tmp_path, capsys):
@@ -113,25 +79,6 @@ def test_help_lists_every_flag_with_its_default():
     assert "(default: 1000.0)" in text and "(default: 0.6)" in text
 
 
-def test_ctrl_c_flushes_and_reports_what_was_sent(tmp_path):
-    out, report_path = tmp_path / "live.jsonl", tmp_path / "report.json"
-    proc = subprocess.Popen([sys.executable, "-m", "producers.synthetic", "--rate", "2000", "--sink", "jsonl",
-                             "--out", str(out), "--report", str(report_path), *SMALL, "--progress-interval", "0.2"],
-                            env=dead_broker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert "events sent" in proc.stderr.readline()  # running, unbounded
-        proc.send_signal(signal.SIGINT)
-        stdout, _ = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0
-    report = json.loads(report_path.read_text())
-    data = out.read_bytes()
-    assert report["interrupted"] is True and report["events"] == data.count(b"\n") > 0
-    assert report["checksum"] == hashlib.sha256(data).hexdigest()
-    assert "Dataset Statistics" in stdout
-
-
 def test_no_truth_sends_no_truth_records(tmp_path):
     out = tmp_path / "ev.jsonl"
     argv = ["--backfill", "--rate", "5", "--count", "2000", "--sink", "jsonl", "--out", str(out), "--no-truth",
@@ -139,3 +86,29 @@ def test_no_truth_sends_no_truth_records(tmp_path):
     assert main(argv) == 0
     assert out.read_bytes().count(b"\n") == 2000
     assert not (tmp_path / "ev.truth.jsonl").exists()
+
+
+def test_file_sinks_write_the_catalog_and_profiles_with_observable_fields_only(tmp_path):
+    from events.profiles import ITEM_FIELDS, USER_FIELDS, check_item, check_user
+
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name / "ev.jsonl"
+        assert main(["--backfill", "--rate", "5", "--count", "50", "--sink", "jsonl", "--out", str(out), *START,
+                     *SMALL]) == 0
+        runs.append((out.with_name("ev.users.jsonl").read_bytes(), out.with_name("ev.items.jsonl").read_bytes()))
+    assert runs[0] == runs[1]  # same seed, same bytes
+    users = [orjson.loads(line) for line in runs[0][0].splitlines()]
+    items = [orjson.loads(line) for line in runs[0][1].splitlines()]
+    assert [u["user_id"] for u in users] == [f"u{n}" for n in range(300)] and len(items) == 100
+    assert all(list(u) == [f.name for f in USER_FIELDS] and check_user(u) is None for u in users)
+    assert all(list(i) == [f.name for f in ITEM_FIELDS] and check_item(i) is None for i in items)
+    csv_out = tmp_path / "c" / "ev.csv"
+    assert main(["--backfill", "--rate", "5", "--count", "50", "--sink", "csv", "--out", str(csv_out), *START,
+                 *SMALL]) == 0
+    rows = csv_out.with_name("ev.items.csv").read_text().splitlines()
+    assert rows[0] == "schema_version,item_id,category,price,updated_ms" and len(rows) == 101
+    none = tmp_path / "d" / "ev.jsonl"
+    assert main(["--backfill", "--rate", "5", "--count", "50", "--sink", "jsonl", "--out", str(none), "--no-profiles",
+                 *START, *SMALL]) == 0
+    assert sorted(p.name for p in none.parent.iterdir()) == ["ev.jsonl", "ev.truth.jsonl"]

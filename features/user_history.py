@@ -1,0 +1,90 @@
+"""A user's recent items, as of each event and before it is counted (what a retriever reads).
+
+For an event of user u at time t, the recent items are the distinct ``item_id`` of u's
+earlier-arrived accepted views and clicks with event time <= t, most recent first, at most
+``n``: ordered by event time, then by arrival (the later arrival first), and each item at its
+most recent such occurrence. The same arrival-order semantics as the user counts
+(features/README.md): an event never sees itself or anything that arrives after it, and an
+event that arrives out of order sees the earlier arrivals with an event time up to its own.
+
+Bounded state: no later event of a user can be older than ``newest - lateness`` (the
+partition refuses it), so among the entries at or before that time only the latest
+occurrences of the ``n`` most recent items can still be seen; older ones are dropped. A user
+keeps at most ``n`` entries plus those of the last ``lateness`` milliseconds.
+
+>>> h = UserHistory(n=3, lateness_ms=0)
+>>> for t, item in [(10, "i1"), (20, "i2"), (30, "i1"), (40, "i3")]:
+...     _ = h.record("u", t, item)
+>>> h.recent("u", 35), h.recent("u", 40), h.recent("x", 40)
+(('i1', 'i2'), ('i3', 'i1', 'i2'), ())
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any
+
+
+class UserHistory:
+    """Per user: ``(ts, arrival, item_id)`` of recent views and clicks, sorted (module docstring)."""
+
+    def __init__(self, n: int, lateness_ms: int):
+        if n < 1:
+            msg = f"UserHistory.n must be >= 1, got {n}"
+            raise ValueError(msg)
+        self.n = n
+        self.lateness_ms = lateness_ms
+        self.users: dict[str, list[tuple[int, int, str]]] = {}
+        self.arrivals = 0  # arrival counter (orders events of the same millisecond)
+
+    def __reduce__(self) -> tuple[type[UserHistory], tuple[int, int], dict[str, Any]]:
+        return UserHistory, (self.n, self.lateness_ms), {"users": self.users, "arrivals": self.arrivals}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.users, self.arrivals = state["users"], state["arrivals"]
+
+    def recent(self, user_id: str, t: int) -> tuple[str, ...]:
+        """The user's recent items as of an event at ``t`` (before recording it)."""
+        entries = self.users.get(user_id)
+        if not entries:
+            return ()
+        out: list[str] = []
+        for ts, _, item in reversed(entries):
+            if ts <= t and item not in out:
+                out.append(item)
+                if len(out) == self.n:
+                    break
+        return tuple(out)
+
+    def record(self, user_id: str, t: int, item_id: str) -> int:
+        """Remember a view or click (after it was counted); returns the user's entries kept."""
+        self.arrivals += 1
+        entries = self.users.get(user_id)
+        if entries is None:
+            entries = self.users[user_id] = []
+        insort(entries, (t, self.arrivals, item_id))
+        if len(entries) > 2 * self.n:
+            self._trim(entries)
+        return len(entries)
+
+    def _trim(self, entries: list[tuple[int, int, str]]) -> None:
+        """Drop what no later event can see (module docstring); amortised O(1) per record."""
+        floor = entries[-1][0] - self.lateness_ms  # no later event of this user is older
+        settled = 0  # entries at or before the floor are visible to every later event
+        while settled < len(entries) and entries[settled][0] <= floor:
+            settled += 1
+        keep: list[tuple[int, int, str]] = []
+        seen: set[str] = set()
+        for entry in reversed(entries[:settled]):
+            if entry[2] not in seen:
+                seen.add(entry[2])
+                keep.append(entry)
+                if len(keep) == self.n:
+                    break
+        keep.reverse()
+        entries[:] = keep + entries[settled:]
+
+    def forget(self, user_ids: list[str]) -> None:
+        """Drop evicted users (they come back with an empty history, like their counts)."""
+        for user_id in user_ids:
+            self.users.pop(user_id, None)
