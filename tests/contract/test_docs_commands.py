@@ -1,7 +1,7 @@
 """Every command in the README and the docs works as written.
 
 The commands of the fenced code blocks of README.md, docs/*.md and the folders' README.md
-files are checked against the command lines they call, without running them (most need a
+files, and their inline code spans that start with ``python -m`` or ``make``, are checked against the command lines they call, without running them (most need a
 broker, a trained model or minutes):
 
 * ``python -m MODULE ARGS``: MODULE exists; every flag the command uses (``--name``,
@@ -135,25 +135,41 @@ def without_env(words: list[str]) -> list[str]:
     return words[i:]
 
 
+def inline_commands(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, span)`` of the inline code spans outside fenced blocks that are commands."""
+    inside = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(r"^\s*(`{3,}|~{3,})", line):
+            inside = not inside
+            continue
+        if not inside:
+            for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", line):
+                if span.startswith(("python -m ", "make ")):
+                    yield number, span
+
+
+def commands_of_line(page: str, number: int, line: str) -> list[Command]:
+    try:
+        commands = split_commands(line)
+    except ValueError:  # unbalanced quotes: a data line, or a broken command
+        argv = without_env(line.split())
+        return [Command(page, number, line, tuple(argv), quotes_balanced=False)] if argv else []
+    return [Command(page, number, line, tuple(argv)) for argv in map(without_env, commands) if argv]
+
+
 def page_commands(path: Path, root: Path = ROOT) -> list[Command]:
-    """Every simple command in the shell blocks of a page that are not diagrams."""
+    """Every simple command in the shell blocks of a page that are not diagrams, and inline
+    code spans that start with ``python -m`` or ``make``."""
+    text = path.read_text()
+    page = str(path.relative_to(root))
     found = []
-    for lang, first, lines in fenced_blocks(path.read_text()):
+    for lang, first, lines in fenced_blocks(text):
         if lang not in SHELL_LANGS or any(DIAGRAM.search(line) for line in lines):
             continue
         for number, line in shell_lines(lines, first):
-            page = str(path.relative_to(root))
-            try:
-                commands = split_commands(line)
-            except ValueError:  # unbalanced quotes: a data line, or a broken command
-                argv = without_env(line.split())
-                if argv:
-                    found.append(Command(page, number, line, tuple(argv), quotes_balanced=False))
-                continue
-            for words in commands:
-                argv = without_env(words)
-                if argv:
-                    found.append(Command(page, number, line, tuple(argv)))
+            found += commands_of_line(page, number, line)
+    for number, span in inline_commands(text):
+        found += commands_of_line(page, number, span)
     return found
 
 
@@ -395,7 +411,7 @@ def test_docker_commands_are_skipped_with_a_reason(command: Command) -> None:
 def test_extraction_joins_continuations_splits_operators_and_skips_diagrams_and_data(tmp_path: Path) -> None:
     page = tmp_path / "README.md"
     page.write_text(
-        "text `python -m inline --not-checked`\n"
+        "text `python -m demo --seed 1`, `python -c 1`, ``make no``\n"
         "```\n"
         "mkdir -p r && python -m bytewax.recovery r 1   # a comment --no-flag\n"
         "python -m models.train --examples a \\\n"
@@ -416,8 +432,9 @@ def test_extraction_joins_continuations_splits_operators_and_skips_diagrams_and_
         (4, ("python", "-m", "models.train", "--examples", "a", "--out", "b")),
         (6, ("python", "-m", "events.hotpath")),
         (7, ("python", "-m", "broker.console", '"scores', "--print-key")),
+        (1, ("python", "-m", "demo", "--seed", "1")),
     ]
-    broken = page_commands(page, tmp_path)[-1]
+    broken = page_commands(page, tmp_path)[-2]
     assert not broken.quotes_balanced
     assert Checker([]).problems(broken) == [f"`{broken.text}`: a quotation mark is not closed"]
 
