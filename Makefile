@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast test-pure demo bench broker-start broker-stop clean
+.PHONY: help venv test test-fast test-pure demo bench bench-peers broker-start broker-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -36,8 +36,23 @@ test-pure: $(STAMP)  ## unit and contract tests with the hot path as Python sour
 demo: $(STAMP)  ## generate history, backfill features, train, evaluate, then run live with scoring
 	$(PY) -m demo
 
-bench: $(STAMP)  ## run the benchmarks and print the tables quoted in the README
-	$(PY) -m benchmarks.run_all
+bench: $(STAMP)  ## run every benchmark (~20 min) and write the tables to benchmarks/README.md
+	$(PY) -m benchmarks.run_all --write benchmarks/README.md
+
+# Quix Streams pins its own confluent-kafka, so the peer comparison runs it from its own
+# virtual environment, every package pinned in benchmarks/peers/requirements.txt.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
+
+$(PEERS_STAMP): benchmarks/peers/requirements.txt
+	@echo "== creating $(PEERS_VENV) with $(PYTHON): Quix Streams for the peer comparison (benchmarks/peers/requirements.txt)"
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r benchmarks/peers/requirements.txt
+	$(PEERS_VENV)/bin/python -m pip check --disable-pip-version-check
+	@touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)  ## create .venv-peers (Quix Streams) and compare the features flow with its peers (~4 min)
+	$(PY) -m benchmarks.bench_peers
 
 broker-start: $(STAMP)  ## start the embedded Tansu broker in the background (pid file in .broker/)
 	$(PY) -m broker start --background
@@ -46,5 +61,5 @@ broker-stop: $(STAMP)  ## stop the background embedded broker
 	$(PY) -m broker stop
 
 clean:  ## remove the virtual environment and generated data
-	rm -rf $(VENV) .broker data artifacts reports .pytest_cache build
+	rm -rf $(VENV) $(PEERS_VENV) .broker data artifacts reports .pytest_cache build
 	rm -f *__mypyc*.so events/*.so features/*.so

@@ -11,21 +11,21 @@ The rate counts input records from the first one read to the end of the run (pro
 start-up and imports are not counted); peak RSS is the flow process's maximum resident
 set. Rows with 2 flow processes run two cooperating processes (``-i 0/1 -a ...``) on this
 machine: their records are summed, the time is the slower one's, the peak RSS is the sum.
-Two reference loops run on the same topic in the same run, each a plain confluent-kafka
-consumer (assign, batches of 2,000) with the flow's consumer settings
-(:func:`dataflows.kafka_io.consumer_settings`):
+Two reference loops (:func:`benchmarks.common.bare_loop`) run on the same topic in the
+same run:
 
-* ``baseline``: the DESIGN.md anchor, parse every value with orjson and count events per
-  user in a dict;
-* ``floor``: parse every value with orjson and validate it with the event contract
-  (:func:`events.schema.check`), keeping nothing. Every conforming flow does at least this
-  per event. The loop also reports the CPU time of its own thread per event: that part is
-  the floor of a flow's main thread. The rest of the loop's wall time it spends waiting in
-  ``consume()`` for librdkafka's fetcher and the broker, which run on the other core and
-  which a flow overlaps with its own work; so the loop's rate is not a bound on a flow's.
+* ``bare loop``: consume + orjson parse + count events per user in a dict, the same-run
+  baseline (the DESIGN.md anchor);
+* ``floor``: consume + parse + validate with the event contract (:func:`events.schema.check`),
+  keeping nothing: every conforming flow does at least this per event. The loop also
+  reports the CPU time of its own thread per event, the floor of a flow's main thread; the
+  rest of its wall time it waits for fetches, which a flow overlaps with its own work, so
+  its rate is not a bound on a flow's.
 
-Each row runs several times; the table shows the median and the min-max spread. The
-machine's load average is printed with it.
+The first table gives the ratios against the bare loop of the same run (the machine's
+speed varies about 2x from day to day; these ratios much less), the second the absolute
+figures with the date, the machine and the load average: each row runs several times
+and shows the median and the min-max spread.
 """
 
 from __future__ import annotations
@@ -33,60 +33,23 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 import uuid
-from typing import Literal
-
-import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from benchmarks.common import (
     add_flow_run_arguments,
-    load_average,
+    bare_loop,
+    conditions,
+    headline,
     produce_input,
+    ratio_table,
     run_flow,
     spread,
     throwaway_topics,
 )
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
-from dataflows.kafka_io import consumer_settings
-from events.schema import check
 
 TARGET = 150_000.0  # events/s, one worker (issue target)
-
-
-def reference_loop(bootstrap: str, topic: str, partitions: int, work: Literal["count", "validate"]
-                   ) -> tuple[float, float]:
-    """(events/s, CPU µs per event of this thread) of consume + orjson parse + a per-user count or the contract's check."""
-    consumer = Consumer(consumer_settings(bootstrap, tail=False))
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-    counts: dict[str, int] = {}
-    rejected = 0
-    done, n, started = 0, 0, None
-    loads = orjson.loads
-    while done < partitions:
-        for m in consumer.consume(2000, 1.0):
-            if m.error() is not None:
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    done += 1
-                continue
-            if started is None:
-                started, cpu_started = time.perf_counter(), time.thread_time()
-            event = loads(m.value())
-            if work == "count":
-                user = event["user_id"]
-                counts[user] = counts.get(user, 0) + 1
-            elif check(event) is not None:
-                rejected += 1
-            n += 1
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    cpu = time.thread_time() - cpu_started if started is not None else 0.0
-    consumer.close()
-    if rejected:
-        msg = f"{rejected} of {n} generated events failed validation in the floor loop"
-        raise RuntimeError(msg)
-    return n / elapsed, 1e6 * cpu / max(n, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             produce_input(bootstrap, interactions, args.events, users, seed=7)
             base, floor, floor_cpu = [], [], []
             for _ in range(args.repeats):
-                base.append(reference_loop(bootstrap, interactions, args.partitions, "count")[0])
-                rate, cpu = reference_loop(bootstrap, interactions, args.partitions, "validate")
+                base.append(bare_loop(bootstrap, interactions, args.partitions, "count")[0])
+                rate, cpu = bare_loop(bootstrap, interactions, args.partitions, "validate")
                 floor.append(rate)
                 floor_cpu.append(cpu)
             for processes in args.processes:
@@ -121,16 +84,25 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {users:,} users, {processes} process(es): {run.events_per_s:,.0f} events/s, "
                           f"peak RSS {run.peak_rss_mib:,.0f} MiB", file=sys.stderr)
                 rows.append((users, processes, base, floor, floor_cpu, flow, rss))
-    print(f"\nFeatures flow, Kafka to Kafka, {args.events:,} events per world, {args.repeats} runs, "
-          f"{load_average()}. Target: >= {TARGET:,.0f} events/s with one worker.\n")
-    print("| users | flow processes | baseline consume+parse+count, events/s | spread "
-          "| floor consume+parse+validate, events/s | spread | floor, CPU of its thread, µs/event "
-          "| features flow, events/s | spread | flow / baseline | peak RSS of the flow (all processes) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for users, processes, base, floor, floor_cpu, flow, rss in rows:
+    ratios = []
+    for users, processes, base, _, _, flow, _ in rows:
         ratio = statistics.median(flow) / statistics.median(base)
-        print(f"| {users:,} | {processes} | {spread(base)} | {spread(floor)} | {statistics.median(floor_cpu):.2f} "
-              f"| {spread(flow)} | {ratio:.2f} | {statistics.median(rss):,.0f} MiB |")
+        ratios.append((f"features flow, {users:,} users, {processes} process(es)", ratio, "bare loop"))
+        if processes == 1 and users == args.users[0]:
+            headline("bench_features", f"features flow / bare loop ({users:,} users, 1 worker)", ratio, "bare loop")
+    ratios += [(f"floor (parse + validate), {users:,} users", statistics.median(floor) / statistics.median(base),
+                "bare loop") for users, processes, base, floor, *_ in rows if processes == args.processes[0]]
+    print("\n" + ratio_table(ratios, title=f"Features flow, Kafka to Kafka, {args.events:,} events per world: ratios "
+                            "to the bare consume+parse+count loop over the same topic in the same run"))
+    print(f"\nAbsolute figures, {args.repeats} runs each; {conditions()}. Target: >= {TARGET:,.0f} events/s with "
+          "one worker.\n")
+    print("| users | flow processes | features flow, events/s | spread | bare loop, events/s | spread "
+          "| floor consume+parse+validate, events/s | spread | floor, CPU of its thread, µs/event "
+          "| peak RSS of the flow (all processes) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for users, processes, base, floor, floor_cpu, flow, rss in rows:
+        print(f"| {users:,} | {processes} | {spread(flow)} | {spread(base)} | {spread(floor)} "
+              f"| {statistics.median(floor_cpu):.2f} | {statistics.median(rss):,.0f} MiB |")
     one = [(statistics.median(f), statistics.median(c), statistics.median(fl))
            for _, processes, _, f, c, fl, _ in rows if processes == 1]
     if one:

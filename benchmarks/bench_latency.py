@@ -27,13 +27,23 @@ broker's cost per request grows with what it stores, so a live measuring consume
 slow down what it measures. CPU columns: CPU time of each process over the measured
 window, 100% = one of the two cores.
 
+The same-run baseline is the **bare relay** (``--relay-runs``), run the same way in place
+of the flow: one process with the flow's consumer settings and the flow's sink producer
+settings that polls the interactions, parses each with orjson and writes one record keyed
+by ``event_id`` for every view to the scores topic (``python -m benchmarks.bench_latency
+--relay``). It has the same producer, broker, fetches and hand-over, and none of the
+flow's work, so flow / relay says what the flow adds on this machine today.
+
 The first ``--warmup`` seconds of traffic (by interaction timestamp) are discarded; the
 rest gives count, p50, p90, p99 and max (numpy percentiles, linear interpolation) and the
 share of produced views that got a score. Each run is a row, and each mode gets a row of
 medians over its runs. A second table cuts the measured window into 10 s slices (p50,
 p99 and broker CPU per slice, medians over runs): the embedded broker's CPU grows with
 the number of record batches it stores, and the latency with it. Target: p99 at most
-25 ms. The producer, the broker and the flow share the machine's 2 cores; the load average is printed with the tables.
+25 ms. The producer, the broker and the flow share the machine's 2 cores. The first table
+gives the ratios of the flow's median p50 and p99 to the bare relay's (the machine's speed
+varies about 2x from day to day, these ratios much less), the next ones the absolute
+figures with the date, the machine and the load average.
 """
 
 from __future__ import annotations
@@ -53,18 +63,32 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, Consumer, Producer, TopicPartition
 
-from benchmarks.common import REPO, Log, describe_model, flow_env, load_average, log_stderr, producer_cmd, train_model
+from benchmarks.common import (
+    REPO,
+    Log,
+    conditions,
+    describe_model,
+    flow_env,
+    headline,
+    log_stderr,
+    producer_cmd,
+    ratio_table,
+    train_model,
+)
 from broker.admin import ensure_topics
-from broker.config import Topics
+from broker.config import Topics, producer_settings
 from broker.console import read_topic
 from broker.embedded import EmbeddedBroker
 
 TARGET_P99_MS = 25.0
-PROGRESS_LINE = re.compile(rb"features: [\d,]+ in ")
-SCORES_IN_LOG = re.compile(rb"([\d,]+) scores, state")
+PROGRESS_LINE = re.compile(rb"(?:features|relay): [\d,]+ in\b")  # the flow's or the relay's progress line
+SCORES_IN_LOG = re.compile(rb"([\d,]+) scores\b")
+RELAY_FLAG = "--relay"
+RELAY = "bare relay"
 PARTITIONS = 4
+LIVE, RECOVERY = "live", "live + recovery (-s 10)"  # the flow's modes
 SLICE_MS = 10_000  # width of the time slices of the second table
 CPU_SAMPLE_S = 1.0  # how often the processes' CPU time is sampled
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -237,20 +261,64 @@ def wait_for_traffic(producer: subprocess.Popen[bytes], log_path: Path, pids: di
             return seen
 
 
-def start_flow(bootstrap: str, topics: Topics, model: Path, recovery: bool,
+def bare_relay() -> int:
+    """The bare relay (``python -m benchmarks.bench_latency --relay``): interactions in, a record per view out.
+
+    Broker and topics from the environment, as the flow's. It runs until SIGINT and prints
+    a progress line a second (``relay: N in, M scores``).
+    """
+    from dataflows.kafka_io import consumer_settings
+
+    bootstrap, topics = os.environ["KAFKA_BOOTSTRAP_SERVERS"], Topics.from_env()
+    consumer = Consumer(consumer_settings(bootstrap, tail=True))
+    partitions = consumer.list_topics(topics.interactions, timeout=10).topics[topics.interactions].partitions
+    consumer.assign([TopicPartition(topics.interactions, p, OFFSET_BEGINNING) for p in partitions])
+    producer = Producer({**producer_settings(bootstrap), "linger.ms": 2, "delivery.report.only.error": True})
+    n = scored = 0
+    next_log = time.monotonic()
+    try:
+        while True:
+            first = consumer.poll(0.1)  # returns as soon as one record is there
+            batch = [first, *consumer.consume(1000, 0)] if first is not None else []
+            for m in batch:
+                if m.error() is not None:
+                    continue
+                n += 1
+                event = orjson.loads(m.value())
+                if event["event_type"] == "view":
+                    eid = event["event_id"].encode()
+                    producer.produce(topics.scores, orjson.dumps({"event_id": event["event_id"]}), eid)
+                    scored += 1
+            producer.poll(0)
+            if time.monotonic() >= next_log:
+                print(f"relay: {n:,} in, {scored:,} scores", file=sys.stderr, flush=True)
+                next_log += 1.0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.flush(10)
+        consumer.close()
+        print(f"relay: {n:,} in, {scored:,} scores", file=sys.stderr, flush=True)
+    return 0
+
+
+def start_flow(bootstrap: str, topics: Topics, model: Path, mode: str,
                work: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    """The live flow on ``topics`` (with recovery: a fresh recovery directory) once it reads, and its log."""
+    """The live flow on ``topics`` (``mode`` with recovery: a fresh recovery directory; :data:`RELAY`: the
+    bare relay instead of the flow) once it reads, and its log."""
     extra: list[str] = []
-    if recovery:
+    if mode == RECOVERY:
         directory = work / f"recovery-{uuid.uuid4().hex[:6]}"
         directory.mkdir()
         subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), "1"], cwd=REPO, check=True,
                        capture_output=True)
         extra = ["-r", str(directory), "-s", "10", "-b", "30"]
+    cmd = [sys.executable, "-m", "dataflows.features", "--progress-interval", "1", *extra]
+    if mode == RELAY:
+        cmd = [sys.executable, "-m", "benchmarks.bench_latency", RELAY_FLAG]
     log_path = work / f"flow-{topics.scores}.log"
     with open(log_path, "wb") as out:
-        flow = subprocess.Popen([sys.executable, "-m", "dataflows.features", "--progress-interval", "1", *extra],
-                                env=flow_env(bootstrap, topics, str(model)), cwd=REPO, stdout=out,
+        flow = subprocess.Popen(cmd, env=flow_env(bootstrap, topics, str(model)), cwd=REPO, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_progress(flow, log_path, timeout_s=60)
@@ -260,14 +328,14 @@ def start_flow(bootstrap: str, topics: Topics, model: Path, recovery: bool,
     return flow, log_path
 
 
-def run_once(model: Path, rate: float, seconds: float, warmup_s: float, recovery: bool, work: Path,
+def run_once(model: Path, rate: float, seconds: float, warmup_s: float, mode: str, work: Path,
              log: Log = log_stderr, partitions: int = PARTITIONS) -> LatencyRun:
     """One live run on a fresh broker: flow up, producer paced for ``seconds``, latencies joined."""
     with EmbeddedBroker(port=0) as broker:
         bootstrap, process = broker.bootstrap, broker.process
         assert bootstrap is not None and process is not None
         topics = fresh_topics(bootstrap, partitions)
-        flow, log_path = start_flow(bootstrap, topics, model, recovery, work)
+        flow, log_path = start_flow(bootstrap, topics, model, mode, work)
         try:
             cmd = producer_cmd("--rate", f"{rate:g}", "--duration", f"{seconds:g}", "--topic", topics.interactions,
                                "--truth-topic", topics.truth, "--seed", "5")
@@ -283,7 +351,6 @@ def run_once(model: Path, rate: float, seconds: float, warmup_s: float, recovery
             stop_group(flow)
         check_create_time(bootstrap, [topics.interactions, topics.scores])
         seen.read(bootstrap, topics)
-    mode = "live + recovery (-s 10)" if recovery else "live"
     result = latencies(seen, warmup_s, mode)
     f = result.figures()
     log(f"latency: {mode}: {f['count']:,.0f} views, p50 {f['p50']:.0f} ms, p99 {f['p99']:.0f} ms, "
@@ -301,11 +368,24 @@ def write_series(runs: list[LatencyRun], path: Path) -> None:
 
 
 def tables(runs: list[LatencyRun], args: argparse.Namespace, model: str) -> str:
-    """Markdown: a row per run and a median row per mode; then the same by time slice."""
-    lines = [f"Latency produce -> score record (CreateTime to CreateTime, ms) at --rate {args.rate:g}, "
+    """Markdown: ratios to the bare relay; a row per run and a median row per mode; then the same by time slice."""
+    medians = {mode: {k: statistics.median(r.figures()[k] for r in runs if r.mode == mode) for k in ("p50", "p99")}
+               for mode in dict.fromkeys(r.mode for r in runs)}
+    ratios: list[tuple[str, float | str, str]] = []
+    if RELAY in medians:
+        for mode in medians:
+            if mode != RELAY:
+                ratios += [(f"{mode}: {k}", medians[mode][k] / medians[RELAY][k], f"{RELAY} {k}")
+                           for k in ("p50", "p99")]
+        if LIVE in medians:
+            headline("bench_latency", f"latency p99, live flow / {RELAY} (produce -> score record)",
+                     medians[LIVE]["p99"] / medians[RELAY]["p99"], RELAY)
+    lines = [ratio_table(ratios, title=f"Latency produce -> score record at --rate {args.rate:g}: the flow's median "
+                         f"p50 and p99 / the {RELAY}'s (same run; 1.00 = the flow adds nothing, higher = slower)"), ""]
+    lines += [f"Latency produce -> score record (CreateTime to CreateTime, ms) at --rate {args.rate:g}, "
              f"{args.duration:g} s of traffic per run, first {args.warmup:g} s discarded, a fresh broker per run, "
              f"{args.partitions} partitions per topic; "
-             f"model {model}; {load_average()}", "",
+             f"model {model}; {conditions()}", "",
              "| mode | run | views scored | of produced | p50 | p90 | p99 | max | CPU broker | CPU flow "
              "| CPU producer | load (1 min) | p99 <= 25 ms |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -340,6 +420,9 @@ def tables(runs: list[LatencyRun], args: argparse.Namespace, model: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [RELAY_FLAG]:
+        return bare_relay()
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_latency",
                                 description=__doc__.split("\n\n")[0].replace("``", ""),
                                 epilog="The module docstring says exactly what is measured and how.")
@@ -349,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=40.0, help="seconds of traffic per run (default: 40)")
     p.add_argument("--warmup", type=float, default=10.0, help="first seconds of traffic discarded (default: 10)")
     p.add_argument("--runs", type=int, default=3, help="live runs without recovery (default: 3)")
+    p.add_argument("--relay-runs", type=int, default=2,
+                   help="runs of the bare relay, the same-run baseline (default: 2; 0: none, and no ratios)")
     p.add_argument("--recovery-runs", type=int, default=2,
                    help="live runs with -r recovery, snapshots every 10 s (default: 2; 0: none)")
     p.add_argument("--partitions", type=int, default=PARTITIONS,
@@ -360,17 +445,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--warmup ({args.warmup:g}) must be shorter than --duration ({args.duration:g})")
     if args.partitions < 1:
         p.error(f"--partitions must be >= 1, got {args.partitions}")
-    if args.runs + args.recovery_runs < 1:
-        p.error("nothing to run: --runs and --recovery-runs are both 0")
+    if args.runs + args.recovery_runs + args.relay_runs < 1:
+        p.error("nothing to run: --runs, --relay-runs and --recovery-runs are all 0")
     runs: list[LatencyRun] = []
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         work = Path(tmp)
         model = args.model or train_model(work / "dlrm.pt").path
         caption = describe_model(model)
-        for recovery, count in ((False, args.runs), (True, args.recovery_runs)):
-            for _ in range(count):
-                runs.append(run_once(model, args.rate, args.duration, args.warmup, recovery, work,
-                                     partitions=args.partitions))
+        # the relay and the live flow alternate, then the runs with recovery
+        order = [mode for i in range(max(args.relay_runs, args.runs))
+                 for mode, count in ((RELAY, args.relay_runs), (LIVE, args.runs)) if i < count]
+        for mode in order + [RECOVERY] * args.recovery_runs:
+            runs.append(run_once(model, args.rate, args.duration, args.warmup, mode, work,
+                                 partitions=args.partitions))
     if args.series is not None:
         write_series(runs, args.series)
     print()

@@ -17,15 +17,19 @@ for the default model (sized for our features) and the seed notebook's model (13
 weights are untrained: speed does not depend on their values. The views come from
 :func:`models.scorer.random_views`: 10,000 users and 5,000 items with heavy-tailed activity,
 like the generator's default world. ``--what`` picks the rows. Each row is measured
-``--repeats`` times for ``--seconds`` each after a warm-up; the table gives the median over
-repeats of the per-batch p50 and p99 latency, and events/s = batch / p50. The load average
-is printed with the table: other processes on the 2 shared cores move the figures.
+``--repeats`` times for ``--seconds`` each after a warm-up; events/s = batch / p50 of the
+per-batch latency (median over repeats).
+
+The same-run baseline is the bare model forward, ``frozen`` (always measured): the first
+table gives every other row's events/s / the frozen forward's for the same model and batch
+size (the machine's speed varies about 2x from day to day, these ratios much less; below
+1 means slower than the bare forward), the second the absolute figures (events/s, p50 and
+p99 ms) with the date, the machine and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmarks.common import conditions, headline
 from features.spec import FeatureSpec, clear_bucket_cache, featurize
 from models.artifact import ModelArtifact
 from models.data import Normaliser
@@ -130,6 +135,26 @@ def markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def ratios(rows: list[dict[str, object]]) -> dict[tuple[str, str], dict[int, float]]:
+    """(what, model) -> {batch: events/s / the frozen forward's, same model and batch}, frozen rows left out."""
+    bare = {(r["model"], r["batch"]): float(r["events_per_s"]) for r in rows if r["what"] == "frozen"}  # type: ignore[arg-type]
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    for r in rows:
+        base = bare.get((r["model"], r["batch"]))
+        if r["what"] != "frozen" and base:
+            out.setdefault((str(r["what"]), str(r["model"])), {})[int(r["batch"])] = float(r["events_per_s"]) / base  # type: ignore[call-overload]
+    return out
+
+
+def ratio_markdown(table: dict[tuple[str, str], dict[int, float]], batches: tuple[int, ...]) -> str:
+    lines = ["| what | model | " + " | ".join(f"batch {b:,}" for b in batches) + " | against (same run) |",
+             "| --- | --- | " + " | ".join("---:" for _ in batches) + " | --- |"]
+    for (what, model), by_batch in table.items():
+        cells = " | ".join(f"{by_batch[b]:.2f}" if b in by_batch else "-" for b in batches)
+        lines.append(f"| {what} | {model} | {cells} | frozen forward, same model and batch |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     d = BenchConfig()
     p = argparse.ArgumentParser(prog="benchmarks.bench_model", description=__doc__.splitlines()[0])
@@ -138,9 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=d.seconds, help=f"per measurement (default: {d.seconds})")
     p.add_argument("--what", nargs="+", choices=d.what, default=list(d.what), help=f"rows to measure (default: {' '.join(d.what)})")
     args = p.parse_args(argv)
-    cfg = BenchConfig(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, seconds=args.seconds, what=tuple(args.what))
+    what = tuple(dict.fromkeys([*args.what, "frozen"]))  # the baseline is always measured
+    cfg = BenchConfig(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, seconds=args.seconds, what=what)
     rows = run(cfg)
-    print(f"torch {torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.2f}; median of {cfg.repeats} repeats")
+    table = ratios(rows)
+    score = table.get(("Scorer.score", "default"), {})
+    if score:
+        batch = 1024 if 1024 in score else max(score)
+        headline("bench_model", f"Scorer.score / bare forward (default model, batch {batch:,})", score[batch],
+                 "frozen forward")
+    print(f"DLRM, torch {torch.__version__}, 1 thread: events/s / the bare (frozen) forward's, same run\n")
+    print(ratio_markdown(table, cfg.batch_sizes))
+    print(f"\nAbsolute figures, median of {cfg.repeats} repeats; {conditions()}\n")
     print(markdown(rows))
     return 0
 

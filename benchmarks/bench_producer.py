@@ -9,14 +9,16 @@ as in the producer's own ``Rate: ... achieved`` line. Each row is run
 several times and reports the median with the min-max spread. Live rows pace to the
 Kafka sink for a few seconds and report the achieved rate.
 
-The machine's load average is printed with the table: on 2 shared cores other processes
-change the figures a lot.
+The same-run baseline is the bare consume+parse+count loop (:func:`benchmarks.common.bare_loop`)
+over a topic of ``--events`` generated events on the same broker, run ``--runs`` times
+before the rows: the first table gives each backfill row's rate / the loop's (the
+machine's speed varies about 2x from day to day, these ratios much less), the second the
+absolute figures with the date, the machine and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import uuid
@@ -25,6 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.common import bare_loop, conditions, headline, load_average, log_stderr, produce_input, ratio_table
 from broker.admin import delete_topics, ensure_topics
 from broker.embedded import EmbeddedBroker
 from producers.synthetic.config import ProducerConfig
@@ -68,7 +71,7 @@ def kafka_sink(bootstrap: str, partitions: int, truth_path: Path | None = None,
 
 
 def row(what: str, value: str, notes: str) -> tuple[str, str, str]:
-    print(f"{what}: {value} ({notes})", flush=True)
+    log_stderr(f"{what}: {value} ({notes})")
     return what, value, notes
 
 
@@ -80,10 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--partitions", type=int, default=4, help="partitions of the Kafka topics (default: %(default)s)")
     args = p.parse_args(argv)
     base = ProducerConfig(mode="backfill", rate=20.0, days=1.0, count=args.events, start=START, progress_interval_s=0)
-    load_before = os.getloadavg()
+    before = conditions()
     rows: list[tuple[str, str, str]] = []
+    ratios: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
         assert broker.bootstrap is not None
+        loop_topic = f"bench-loop-{uuid.uuid4().hex[:8]}"
+        ensure_topics(broker.bootstrap, [loop_topic, loop_topic + "-truth"], partitions=args.partitions)
+        produce_input(broker.bootstrap, loop_topic, args.events, 10_000, seed=7)
+        loop = statistics.median(bare_loop(broker.bootstrap, loop_topic, args.partitions)[0] for _ in range(args.runs))
+        log_stderr(f"bare loop: {loop:,.0f} events/s")
+        delete_topics(broker.bootstrap, [loop_topic, loop_topic + "-truth"])
         out = Path(tmp) / "events.jsonl"
         to_kafka = kafka_sink(broker.bootstrap, args.partitions)
         backfill_rows: list[tuple[str, ProducerConfig, Callable[[], Sink]]] = [
@@ -103,19 +113,25 @@ def main(argv: list[str] | None = None) -> int:
             rates = [backfill(cfg, make_sink) for _ in range(args.runs)]
             spread = f"{min(rates):,.0f} - {max(rates):,.0f} over {args.runs} runs of {args.events:,} events"
             rows.append(row(f"backfill to {name}", f"{statistics.median(rates):,.0f}", spread))
+            ratios.append((f"backfill to {name}", statistics.median(rates) / loop, "bare loop"))
         for rate in (1_000.0, 10_000.0, 50_000.0):
             cfg = replace(base, mode="live", rate=rate, count=None, duration_s=args.live_seconds)
             achieved, n = live(cfg, kafka_sink(broker.bootstrap, args.partitions, live=True)())
             error = f"{100.0 * (achieved - rate) / rate:+.2f}% of the target, {n:,} events in {args.live_seconds:g} s"
             rows.append(row(f"live to Kafka at {rate:,.0f}/s", f"{achieved:,.1f}", error))
         delete_topics(broker.bootstrap, [t for t in broker_topics(broker.bootstrap) if t.startswith("bench-")])
-    load_after = os.getloadavg()
-    print("\n| what | events/s: median (backfill) or achieved (live) | spread / accuracy |")
+    kafka = next(r for what, r, _ in ratios if what == "backfill to Kafka (events + truth topics), 1 process")
+    headline("bench_producer", "producer backfill to Kafka (events + truth), 1 process / bare loop", kafka,
+             "bare loop")
+    print("\n" + ratio_table(ratios, title=f"Synthetic producer, backfill, {args.events:,} events per run: rate / the "
+                            "bare consume+parse+count loop's over as many generated events on the same broker"))
+    print(f"\nAbsolute figures; started {before}; ended with {load_average()}. Bare loop: {loop:,.0f} events/s "
+          f"(median of {args.runs}). Target: >= {KAFKA_TARGET:,.0f} events/s to Kafka in backfill mode "
+          "(events + truth).\n")
+    print("| what | events/s: median (backfill) or achieved (live) | spread / accuracy |")
     print("| --- | ---: | --- |")
     for what, value, notes in rows:
         print(f"| {what} | {value} | {notes} |")
-    print(f"\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; {os.cpu_count()} cores. "
-          f"Target: >= {KAFKA_TARGET:,.0f} events/s to Kafka in backfill mode (events + truth).")
     return 0
 
 

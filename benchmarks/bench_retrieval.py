@@ -13,15 +13,13 @@ the trained embeddings, which cluster by category, are easier.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
-from datetime import UTC, datetime
 
 import faiss
 import numpy as np
 
-from benchmarks.common import load_average
+from benchmarks.common import conditions, headline
 from models.retrieval_index import ItemIndex
 from models.two_tower import TwoTowerConfig
 
@@ -74,14 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         cells = {(kind, b): queries_per_s(index, queries, b, args.repeats, args.seconds)
                  for kind, index in (("exact", exact), ("hnsw", hnsw)) for b in (1, 256)}
         rows.append((n, cells, recall(hnsw, exact, queries[:1000]), build_s))
-    print(f"\n### Retrieval index, top {K} of N random unit vectors (D {dim}), one thread\n")
+    print(f"\nRetrieval index, top {K} of N random unit vectors (D {dim}), one thread: HNSW / exact in the same run\n")
     print("| catalog N | HNSW / exact, batch 1 | HNSW / exact, batch 256 | HNSW Recall@100 vs exact |")
     print("| ---: | ---: | ---: | ---: |")
     for n, cells, rec, _ in rows:
         print(f"| {n:,} | {cells['hnsw', 1] / cells['exact', 1]:.2f}x | {cells['hnsw', 256] / cells['exact', 256]:.2f}x "
               f"| {rec:.3f} |")
-    print(f"\nAbsolute, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-          f"{load_average()}:\n")
+    n, cells, _, _ = rows[-1]
+    headline("bench_retrieval", f"HNSW / exact top-{K} search, queries/s (catalog {n:,}, batch 1)",
+             cells["hnsw", 1] / cells["exact", 1], "exact search")
+    print(f"\nAbsolute, {conditions()}:\n")
     print("| catalog N | exact, batch 1 | exact, batch 256 | HNSW, batch 1 | HNSW, batch 256 | build both, s |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, cells, _, build_s in rows:

@@ -41,9 +41,10 @@ embedded broker, ``--events`` generated interactions (backfill, 1,000 events/s o
 time) in a 4-partition topic, then ``python -m dataflows.features --backfill
 --examples-out none`` over the whole topic, alternately with ``MODEL_PATH=none``
 (features only) and with the model (every view scored and written to a fresh scores
-topic). Events/s counts input records from the first one read to the end of the run;
-peak RSS is the flow process's maximum resident set; "scoring cost" is the difference of
-the two medians in microseconds per input event. Target: at least 80,000 events/s with
+topic), and the bare consume+parse+count loop (:func:`benchmarks.common.bare_loop`) over the
+same topic once per round, the same-run baseline. Events/s counts input records from the
+first one read to the end of the run; peak RSS is the flow process's maximum resident set;
+"scoring cost" is the difference of the two medians in microseconds per input event. Target: at least 80,000 events/s with
 the model on one worker. ``--processes 1 2`` (the default) repeats both for two cooperating
 processes (``-i 0/1 -a ...``): records summed, the slower process's time, RSS summed.
 
@@ -58,7 +59,9 @@ scoring step and the forward inside it took, so a third table gives the in-flow
 throughput against the bare forward at the flow's own batch sizes, and the step's share
 of the flow's time.
 
-The machine's load average is printed with every table: the 2 cores are shared.
+Every part leads with its ratios against the same run's baseline (A: the bare forward; B:
+the bare loop), since the machine's speed varies about 2x from day to day and these ratios
+much less; the absolute figures follow with the date, the machine and the load average.
 """
 
 from __future__ import annotations
@@ -84,11 +87,14 @@ import torch
 from benchmarks.common import (
     FlowRun,
     add_flow_run_arguments,
+    bare_loop,
+    conditions,
     describe_model,
     generate_jsonl,
-    load_average,
+    headline,
     log_stderr,
     produce_input,
+    ratio_table,
     run_flow,
     spread,
     throwaway_topics,
@@ -255,19 +261,25 @@ def verdict(ratio: float) -> str:
 
 
 def inflow_tables(title: str, rows: list[InflowRow], repeats: int, seconds: float) -> str:
-    """The markdown tables of part A for one model."""
-    lines = [f"A. {title}: scoring throughput, views/s, 1 torch thread, median | min-max of {repeats} repeats of "
-             f"{seconds:g} s; {load_average()}", "",
-             "| batch (views) | bare forward | spread | Scorer.score | spread | in flow (VectorOutputs) | spread "
-             "| in flow / bare forward (min - max) | target >= 0.5 |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    """The markdown tables of part A for one model: ratios first, then absolute figures, then the parts."""
+    lines = [f"A. {title}: scoring throughput / the bare forward's on the same views, same run "
+             f"(1 torch thread; median of the {repeats} per-repeat ratios, min - max)", "",
+             "| batch (views) | Scorer.score / bare forward | in flow (VectorOutputs) / bare forward "
+             "| target >= 0.5 |",
+             "| ---: | ---: | ---: | --- |"]
     for r in rows:
+        score = [f / b for f, b in zip(r.rates["Scorer.score"], r.rates["bare forward"])]
         ratios = [f / b for f, b in zip(r.rates["in flow (VectorOutputs)"], r.rates["bare forward"])]
         ratio = statistics.median(ratios)
+        lines.append(f"| {r.batch:,} | {statistics.median(score):.2f} ({min(score):.2f} - {max(score):.2f}) "
+                     f"| {ratio:.2f} ({min(ratios):.2f} - {max(ratios):.2f}) | {verdict(ratio)} |")
+    lines += ["", f"A. {title}: absolute figures, views/s, median | min-max of {repeats} repeats of {seconds:g} s; "
+              f"{conditions()}", "",
+              "| batch (views) | bare forward | spread | Scorer.score | spread | in flow (VectorOutputs) | spread |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
         lines.append(f"| {r.batch:,} | {spread(r.rates['bare forward'])} | {spread(r.rates['Scorer.score'])} "
-                     f"| {spread(r.rates['in flow (VectorOutputs)'])} "
-                     f"| {ratio:.2f} ({min(ratios):.2f} - {max(ratios):.2f}) "
-                     f"| {verdict(ratio)} |")
+                     f"| {spread(r.rates['in flow (VectorOutputs)'])} |")
     names = list(rows[0].micros)
     lines += ["", f"A. {title}: where the in-flow time goes, microseconds per view (median of repeats; parts timed "
               "alone)", "",
@@ -281,13 +293,20 @@ def inflow_tables(title: str, rows: list[InflowRow], repeats: int, seconds: floa
     return "\n".join(lines)
 
 
+def inflow_headline(title: str, rows: list[InflowRow]) -> None:
+    """Offer in-flow / bare forward at batch 1,024 (or the largest measured) to run_all's headline table."""
+    row = next((r for r in rows if r.batch == 1024), rows[-1])
+    ratio = statistics.median(f / b for f, b in zip(row.rates["in flow (VectorOutputs)"], row.rates["bare forward"]))
+    headline("bench_scoring", f"in-flow scoring / bare forward ({title}, batch {row.batch:,})", ratio, "bare forward")
+
+
 def probe_flow(flow_argv: list[str]) -> int:
     """Run ``dataflows.features`` main in this process with timers around its scoring step.
 
     Prints ``probe: {json}`` to stderr at the end: scoring calls that had views, views,
     and seconds inside ``VectorOutputs.__call__``, ``Scorer.score`` and ``FrozenDLRM.__call__``.
     """
-    from dataflows import features as flow_module
+    from dataflows.cli import main as flow_main
 
     stats: dict[str, Any] = {"calls": 0, "views": 0, "step_s": 0.0, "score_s": 0.0, "forward_s": 0.0}
 
@@ -315,7 +334,7 @@ def probe_flow(flow_argv: list[str]) -> int:
     Scorer.score = timed(Scorer.score, "score_s")  # type: ignore[method-assign]
     FrozenDLRM.__call__ = timed(FrozenDLRM.__call__, "forward_s")  # type: ignore[method-assign]
     try:
-        return flow_module.main(flow_argv)
+        return flow_main(flow_argv)
     finally:
         print(f"probe: {json.dumps(stats)}", file=sys.stderr, flush=True)
 
@@ -328,6 +347,7 @@ class KafkaResult:
     users: int
     without: dict[int, list[FlowRun]]
     with_model: dict[int, list[FlowRun]]
+    loop: list[float]  # the bare loop's events/s, once per round
 
     @staticmethod
     def probe(run: FlowRun) -> dict[str, Any]:
@@ -346,7 +366,7 @@ def bench_kafka(model: Path, events: int, users: int, runs: int, partitions: int
     One-process runs with the model go through the probe (part A'); runs of more cooperating
     processes use the plain flow.
     """
-    result = KafkaResult(events, users, {n: [] for n in processes}, {n: [] for n in processes})
+    result = KafkaResult(events, users, {n: [] for n in processes}, {n: [] for n in processes}, [])
     probe = ("-m", "benchmarks.bench_scoring", PROBE_FLAG)
     plain = ("-m", "dataflows.features")
     with EmbeddedBroker(port=0) as broker:
@@ -358,6 +378,8 @@ def bench_kafka(model: Path, events: int, users: int, runs: int, partitions: int
         produce_input(bootstrap, interactions, events, users, seed=7)
         for n in processes:
             for i in range(runs):
+                result.loop.append(bare_loop(bootstrap, interactions, partitions)[0])
+                log(f"kafka: bare loop: {result.loop[-1]:,.0f} events/s")
                 for name, path, launcher, into in (
                         ("features only", None, plain, result.without[n]),
                         ("features + scoring", str(model), probe if n == 1 else plain, result.with_model[n])):
@@ -372,8 +394,22 @@ def bench_kafka(model: Path, events: int, users: int, runs: int, partitions: int
 def kafka_tables(r: KafkaResult) -> str:
     """The markdown tables of part B, and the in-flow figures its probe observed."""
     runs_each = len(next(iter(r.without.values())))
-    lines = [f"B. Features + scoring, Kafka to Kafka, {r.events:,} events, {r.users:,} users, "
-             f"{runs_each} runs each (alternating); {load_average()}. The target is for one worker.", "",
+    loop = statistics.median(r.loop)
+    ratios: list[tuple[str, float | str, str]] = []
+    for n in r.without:
+        base = statistics.median(x.events_per_s for x in r.without[n])
+        scored = statistics.median(x.events_per_s for x in r.with_model[n])
+        ratios += [(f"features only, {n} process(es)", base / loop, "bare loop"),
+                   (f"features + scoring, {n} process(es)", scored / loop, "bare loop"),
+                   (f"features + scoring / features only, {n} process(es)", scored / base, "features only")]
+        if n == 1:
+            headline("bench_scoring", "features + scoring / bare loop (Kafka to Kafka, 1 worker)", scored / loop,
+                     "bare loop")
+    lines = [ratio_table(ratios, title=f"B. Features + scoring, Kafka to Kafka, {r.events:,} events, {r.users:,} users: "
+                         "ratios of events/s (medians) to the bare consume+parse+count loop over the same topic"), "",
+             f"B. Absolute figures, {runs_each} runs each (alternating), bare loop {statistics.median(r.loop):,.0f} "
+             f"events/s (median of {len(r.loop)}); "
+             f"{conditions()}. The target is for one worker.", "",
              "| flow | processes | events/s | spread | views scored | peak RSS (all processes) | us per event "
              "| scoring cost, us per event | target >= 80,000 |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -451,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
             for title, variant in variants:
                 rows = bench_inflow(vectors, variant, args.batch_sizes, args.repeats, args.seconds)
                 tables.append(inflow_tables(title, rows, args.repeats, args.seconds))
+                if variant is scorer:
+                    inflow_headline(title, rows)
         if "kafka" in args.parts:
             result = bench_kafka(model, args.events, args.users, args.runs, args.partitions, args.flow_args.split(),
                                  args.processes)

@@ -1,15 +1,20 @@
-"""Helpers shared by the benchmarks: figures and spreads, generated input, flow runs, a model.
+"""Helpers shared by the benchmarks: same-run baselines and ratios, conditions, input, flow runs, a model.
 
 Every benchmark starts its own embedded broker and throwaway topics, runs the project's
 own commands as subprocesses (the producer, ``python -m dataflows.features``) and prints
-markdown tables with the machine's load average: the 2 cores are shared, so each figure
-is a median over several runs with its min-max spread.
+markdown tables. The machine's speed varies about 2x from day to day, so every table
+leads with ratios against a baseline measured in the same run (:func:`bare_loop` for
+Kafka, the bare model forward for scoring) and then gives the absolute figures with
+:func:`conditions`: the date, the machine and the load average. Each figure is a median
+over several runs with its min-max spread. :func:`headline` hands a benchmark's key
+ratios to ``benchmarks.run_all`` for its final table.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import statistics
@@ -20,7 +25,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+from typing import Literal
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from broker.admin import ensure_topics
 from broker.config import Topics
@@ -29,6 +40,8 @@ from events import native
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_LINE = re.compile(r"features: done: ([\d,]+) records in ([\d.]+) s.*?([\d,]+) vectors, ([\d,]+) scores")
 MAXRSS_LINE = re.compile(r"maxrss_kb=(\d+)")
+#: run_all sets it to a file; :func:`headline` appends one JSON line per headline ratio there
+HEADLINES_ENV = "RECSTREAM_BENCH_HEADLINES"
 
 Log = Callable[[str], None]
 
@@ -39,13 +52,101 @@ def log_stderr(line: str) -> None:
 
 
 def load_average() -> str:
-    """``load average 0.52 0.61 0.70 (1/5/15 min), 2 cores, hot path compiled`` for a table's caption.
+    """``load average 0.52 0.61 0.70 (1/5/15 min), hot path compiled``.
 
     The last part is :func:`events.native.build` (``python`` with ``RECSTREAM_PURE_PYTHON=1``).
     """
     one, five, fifteen = os.getloadavg()
-    return (f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), {os.cpu_count()} cores, "
-            f"hot path {native.build()}")
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), hot path {native.build()}"
+
+
+@cache
+def machine() -> str:
+    """``AMD EPYC, 2 cores`` (the CPU model from /proc/cpuinfo, where there is one)."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def conditions() -> str:
+    """When and where a table was measured: ``2026-12-04 02:40 UTC, AMD EPYC, 2 cores, load average ...``."""
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}, {load_average()}"
+
+
+def ratio_table(rows: Sequence[tuple[str, float | str, str]], title: str = "Ratios (same run)") -> str:
+    """Markdown: ``| what | ratio | against |``, the table every benchmark leads with.
+
+    >>> print(ratio_table([("flow", 0.5, "bare loop")], title="T"))
+    T
+    <BLANKLINE>
+    | what | ratio | against (measured in the same run) |
+    | --- | ---: | --- |
+    | flow | 0.50 | bare loop |
+    """
+    lines = [title, "", "| what | ratio | against (measured in the same run) |", "| --- | ---: | --- |"]
+    lines += [f"| {what} | {r:.2f} | {vs} |" if isinstance(r, float) else f"| {what} | {r} | {vs} |"
+              for what, r, vs in rows]
+    return "\n".join(lines)
+
+
+def headline(benchmark: str, what: str, ratio: float, against: str) -> None:
+    """Offer one ratio for ``run_all``'s headline table (nothing happens outside ``run_all``)."""
+    path = os.environ.get(HEADLINES_ENV)
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({"benchmark": benchmark, "what": what, "ratio": ratio, "against": against}) + "\n")
+
+
+def bare_loop(bootstrap: str, topic: str, partitions: int, work: Literal["count", "validate"] = "count"
+              ) -> tuple[float, float]:
+    """(events/s, CPU µs per event of this thread) of the bare loop over a whole topic.
+
+    A plain confluent-kafka consumer with the flow's consumer settings
+    (:func:`dataflows.kafka_io.consumer_settings`; assign, ``consume`` of up to 2,000
+    records with a 50 ms timeout: the last, partial batch waits out the timeout, and 1 s
+    there halved the measured rate of a 200k-event topic, 2026-12-04) that parses
+    every value with orjson and then either counts events per user in a dict (``count``:
+    the same-run baseline of the Kafka benchmarks, DESIGN.md's anchor) or validates it with
+    the event contract (``validate``: the floor under every conforming flow). The rate runs
+    from the first record to the end of the topic. The CPU figure is this thread's only:
+    the rest of the wall time the loop waits in ``consume()`` for librdkafka's fetcher and
+    the broker, which run on the other core and which a flow overlaps with its own work.
+    """
+    from dataflows.kafka_io import consumer_settings
+    from events.schema import check
+
+    consumer = Consumer(consumer_settings(bootstrap, tail=False))
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    counts: dict[str, int] = {}
+    rejected = 0
+    done, n, started, cpu_started = 0, 0, None, 0.0
+    loads = orjson.loads
+    while done < partitions:
+        for m in consumer.consume(2000, 0.05):
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    done += 1
+                continue
+            if started is None:
+                started, cpu_started = time.perf_counter(), time.thread_time()
+            event = loads(m.value())
+            if work == "count":
+                user = event["user_id"]
+                counts[user] = counts.get(user, 0) + 1
+            elif check(event) is not None:
+                rejected += 1
+            n += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    cpu = time.thread_time() - cpu_started if started is not None else 0.0
+    consumer.close()
+    if rejected:
+        msg = f"{rejected} of {n} generated events failed validation in the floor loop"
+        raise RuntimeError(msg)
+    return n / elapsed, 1e6 * cpu / max(n, 1)
 
 
 def spread(values: Sequence[float], digits: int = 0) -> str:
@@ -118,13 +219,50 @@ def add_flow_run_arguments(group: argparse._ActionsContainer) -> None:
 def _flow_summary(stderr: str) -> tuple[int, float, int, int, float]:
     """(records, seconds, vectors, scores, peak RSS MiB) from one flow process's output."""
     match = SUMMARY_LINE.search(stderr)
-    rss = MAXRSS_LINE.search(stderr)
-    if match is None or rss is None:
+    if match is None:
         msg = f"no summary line in the flow's output:\n{stderr[-2000:]}"
         raise RuntimeError(msg)
     records, seconds, vectors, scores = (match.group(i) for i in range(1, 5))
     return (int(records.replace(",", "")), float(seconds), int(vectors.replace(",", "")),
-            int(scores.replace(",", "")), int(rss.group(1)) / 1024)
+            int(scores.replace(",", "")), peak_rss_mib(stderr))
+
+
+def run_timed(commands: Sequence[Sequence[str]], env: dict[str, str], what: str = "the flow") -> list[str]:
+    """Run cooperating processes under ``/usr/bin/time -f maxrss_kb=%M``; return each one's stderr.
+
+    Each stderr goes to a temporary file (no pipe to fill up) and ends with the process's
+    ``maxrss_kb=`` line (:func:`peak_rss_mib`). One process failing leaves its peers waiting
+    for it forever, so the others are killed then; any failure raises with its log's tail.
+    """
+    commands = [["/usr/bin/time", "-f", "maxrss_kb=%M", *c] for c in commands]
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]
+        running = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, text=True)
+                   for c, log in zip(commands, logs, strict=True)]
+        while any(p.poll() is None for p in running) and not any(p.poll() for p in running):
+            time.sleep(0.2)
+        for p in running:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        outputs = []
+        for log in logs:
+            log.seek(0)
+            outputs.append(log.read())
+    for p, err in zip(running, outputs, strict=True):
+        if p.returncode != 0:
+            msg = f"{what} failed (exit {p.returncode}):\n{err[-3000:]}"
+            raise RuntimeError(msg)
+    return outputs
+
+
+def peak_rss_mib(stderr: str) -> float:
+    """The peak resident set (MiB) in the ``maxrss_kb=`` line that :func:`run_timed` adds."""
+    rss = MAXRSS_LINE.search(stderr)
+    if rss is None:
+        msg = f"no maxrss_kb line in the output:\n{stderr[-2000:]}"
+        raise RuntimeError(msg)
+    return int(rss.group(1)) / 1024
 
 
 def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: str | None = None,
@@ -141,33 +279,13 @@ def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: s
     """
     from broker.embedded import free_port
 
-    cmd = ["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, *launcher, "--backfill",
-           "--examples-out", "none", "--progress-interval", "60", *extra]
-    env = flow_env(bootstrap, topics, model)
+    cmd = [sys.executable, *launcher, "--backfill", "--examples-out", "none", "--progress-interval", "60", *extra]
     if processes == 1:
         commands = [cmd]
     else:
         addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
         commands = [[*cmd, "-i", str(i), "-a", addresses] for i in range(processes)]
-    with contextlib.ExitStack() as files:
-        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]  # no pipe to fill up
-        running = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, text=True)
-                   for c, log in zip(commands, logs, strict=True)]
-        # One process failing leaves its peers waiting for it forever: stop them then.
-        while any(p.poll() is None for p in running) and not any(p.poll() for p in running):
-            time.sleep(0.2)
-        for p in running:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        outputs = []
-        for log in logs:
-            log.seek(0)
-            outputs.append(log.read())
-    for p, err in zip(running, outputs, strict=True):
-        if p.returncode != 0:
-            msg = f"the flow failed (exit {p.returncode}):\n{err[-3000:]}"
-            raise RuntimeError(msg)
+    outputs = run_timed(commands, flow_env(bootstrap, topics, model))
     parts = [_flow_summary(err) for err in outputs]
     return FlowRun(records=sum(x[0] for x in parts), seconds=max(x[1] for x in parts),
                    vectors=sum(x[2] for x in parts), scores=sum(x[3] for x in parts),

@@ -7,7 +7,8 @@ Deployment settings come from the environment, everything else from flags:
     Redpanda). When it is unset, components use the embedded Tansu broker on
     ``127.0.0.1:EMBEDDED_PORT`` and start it if it is not running.
 ``TOPIC_INTERACTIONS``, ``TOPIC_TRUTH``, ``TOPIC_USER_FEATURES``, ``TOPIC_ITEM_FEATURES``,
-``TOPIC_SCORES``, ``TOPIC_DEAD_LETTERS``, ``TOPIC_USERS``, ``TOPIC_ITEMS``
+``TOPIC_SCORES``, ``TOPIC_DEAD_LETTERS``, ``TOPIC_USERS``, ``TOPIC_ITEMS``, ``TOPIC_REQUESTS``,
+``TOPIC_RECOMMENDATIONS``
     override a default topic name.
 """
 
@@ -59,6 +60,8 @@ class Topics:
     dead_letters: str = "dead-letters"  # refused input with its reason, key topic:partition:offset
     users: str = "users"  # user profiles, latest per key user_id (events/profiles.py)
     items: str = "items"  # the catalog, latest per key item_id (events/profiles.py)
+    requests: str = "recommendation-requests"  # explicit slate requests, key user_id (events/requests.py)
+    recommendations: str = "recommendations"  # slates, key user_id (slates/)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Topics:

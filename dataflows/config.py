@@ -32,6 +32,8 @@ from common.config_cli import option, require_field
 from features.config import FeaturesConfig
 
 DEFAULT_MODEL_PATH = "artifacts/dlrm.pt"
+DEFAULT_RETRIEVER_PATH = "artifacts/two_tower.pt"
+RETRIEVER_ENV = "RETRIEVER_PATH"
 DEFAULT_EXAMPLES = "data/examples.jsonl"  # where a backfill writes examples unless told otherwise
 MODEL_ENV = "MODEL_PATH"
 _FEATURES = FeaturesConfig()
@@ -58,6 +60,10 @@ class FlowConfig:
     event_features_topic: str | None = option(None, "also write every event's point-in-time vector to this topic")
     model: str | None = option(None, f"DLRM artifact, or 'none' for features only (unset: ${MODEL_ENV}, else "
                                f"{DEFAULT_MODEL_PATH})")
+    retriever: str | None = option(None, f"Two-Tower artifact for slates, or 'none' (unset: ${RETRIEVER_ENV}, else "
+                                   f"{DEFAULT_RETRIEVER_PATH}); slates are made when it and the DLRM are there")
+    slate_k: int = option(10, "items per slate")
+    slate_candidates: int = option(100, "items retrieved and ranked per slate")
     virtual_partitions: int = option(4, "partitions a JSONL input is split into, as the topic would be")
     batch_size: int = option(2000, "records per source poll")
     progress_interval: float = option(10.0, "seconds between progress lines")
@@ -83,7 +89,7 @@ class FlowConfig:
                 require_field(getattr(self, name) > 0, c, name, "> 0", getattr(self, name))
         require_field(self.lateness_s >= 0, c, "lateness_s", ">= 0", self.lateness_s)
         require_field(self.progress_interval > 0, c, "progress_interval", "> 0", self.progress_interval)
-        for name in ("virtual_partitions", "batch_size", "item_shards"):
+        for name in ("virtual_partitions", "batch_size", "item_shards", "slate_k", "slate_candidates"):
             require_field(getattr(self, name) >= 1, c, name, ">= 1", getattr(self, name))
         if self.output == "none" and not self.backfill:
             msg = "--output none only makes sense with --backfill"
@@ -115,6 +121,7 @@ def flow_config(settings: Mapping[str, Any], environ: Mapping[str, str] | None =
     """The config for the settings a user gave (only those) in this environment.
 
     ``model`` unset: ``$MODEL_PATH``, else the default artifact; ``'none'`` (or empty): no model.
+    ``retriever`` the same with ``$RETRIEVER_PATH``.
     ``examples_out`` unset: the default file for a backfill, none otherwise; ``'none'``: none.
     A JSONL ``input`` must exist. Raises ValueError naming the setting.
     """
@@ -128,6 +135,10 @@ def flow_config(settings: Mapping[str, Any], environ: Mapping[str, str] | None =
     if model is None:
         model = env.get(MODEL_ENV) or DEFAULT_MODEL_PATH
     values["model"] = None if model in ("", "none") else model
+    retriever = values.get("retriever")
+    if retriever is None:
+        retriever = env.get(RETRIEVER_ENV) or DEFAULT_RETRIEVER_PATH
+    values["retriever"] = None if retriever in ("", "none") else retriever
     examples = values.get("examples_out")
     if examples is None and values.get("backfill"):
         examples = DEFAULT_EXAMPLES

@@ -250,7 +250,7 @@ class KafkaRecordsSink(FixedPartitionedSink[list[Record], None]):
         return _KafkaRecordsPartition(self.bootstrap, self.topics)
 
 
-def destination_topics(topics: Topics, event_features_topic: str | None) -> dict[str, str]:
+def destination_topics(topics: Topics, event_features_topic: str | None, slates: bool = False) -> dict[str, str]:
     """The destination -> topic map of the features flow."""
     mapping = {
         "user_features": topics.user_features,
@@ -260,4 +260,6 @@ def destination_topics(topics: Topics, event_features_topic: str | None) -> dict
     }
     if event_features_topic:
         mapping["event_features"] = event_features_topic
+    if slates:
+        mapping["recommendations"] = topics.recommendations
     return mapping

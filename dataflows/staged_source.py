@@ -24,9 +24,9 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from features.config import FeaturesConfig
-from features.partition_stage import FollowUps, PartitionState, RawBatch, Records, ToItems
+from features.partition_stage import FollowUps, PartitionState, RawBatch, Records, SlateRequests, ToItems
 
-StageOutput = ToItems | Records | FollowUps
+StageOutput = ToItems | Records | FollowUps | SlateRequests
 #: (the raw partition's own resume state, pickled partition states or None without recovery)
 Snapshot = tuple[Any, bytes | None]
 
@@ -44,6 +44,7 @@ class EntryNeeds:
     want_contexts: bool = True  # a view's scoring context (VIEW_CONTEXT)
     vectors: bool = True  # point-in-time vectors at all (scoring, examples, event features); without, only counts
     history: bool = False  # a view's user history: recent items, category counts (training examples)
+    slate_k: int = 0  # slates of this many items at every session start (0: no slates)
 
     @property
     def vectors_for(self) -> str:
@@ -67,7 +68,7 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
                 needs = self.needs
                 state = self.states[batch.partition] = PartitionState(
                     self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
-                    needs.want_contexts, needs.vectors, self.follow_wall_clock, needs.history)
+                    needs.want_contexts, needs.vectors, self.follow_wall_clock, needs.history, needs.slate_k)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -123,6 +124,7 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
             # this run's outputs decide, not the snapshot's (a state that computes vectors keeps doing so)
             state.views_only, state.keep_events, state.want_contexts = (
                 self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
+            state.slate_k = self.needs.slate_k
             state.follow_wall_clock = self.follow_wall_clock
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe, self.follow_wall_clock)

@@ -10,7 +10,10 @@ connects it. The steps (what the stream carries after each):
     key_by_item_shard          (shard, ToItems)
     count_items_assemble       (shard, Vectors | Records)
     score_and_format           Records (scores, event features) | ExampleRows
-    write_kafka                -> user-features, item-features, dead-letters, scores [, event features]
+    rank_slates                Records (recommendations): with both artifacts, the partition stage's
+                               SlateRequests and the item stage's ClosedItemWindows meet here
+    write_kafka                -> user-features, item-features, dead-letters, scores, recommendations
+                                  [, event features]
     write_examples             -> examples JSONL (backfill only)
 """
 
@@ -21,7 +24,7 @@ import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -36,9 +39,13 @@ from dataflows.routing import shard_keys
 from dataflows.staged_source import EntryNeeds, StagedSource
 from dataflows.stopping import STOP
 from events import native
-from features.item_stage import ItemShardState, Vectors
+from features.item_stage import ClosedItemWindows, ItemShardState, Vectors
 from features.outputs import VectorOutputs
-from features.partition_stage import PartitionState, Records, ToItems
+from features.partition_stage import PartitionState, Records, SlateRequests, ToItems
+from slates.stage import SlateStageState
+
+if TYPE_CHECKING:
+    from slates.ranker import SlateRanker
 
 
 def recovery_requested(argv: list[str]) -> bool:
@@ -66,6 +73,7 @@ class _ItemLogic(StatefulBatchLogic):
         self.state: ItemShardState | None = pickle.loads(resume) if resume is not None else None
         if self.state is not None:
             ctx.config.features.require_same(self.state.config)
+            self.state.feed_slates = ctx.needs.slate_k > 0
             # this run's outputs decide, not the snapshot's
             if ctx.needs.vectors and not self.state.any_vectors:
                 msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
@@ -83,7 +91,8 @@ class _ItemLogic(StatefulBatchLogic):
         out: list = []
         for chunk in values:
             if self.state is None:
-                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.needs.vectors_for)
+                self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.needs.vectors_for,
+                                            feed_slates=self.ctx.needs.slate_k > 0)
             out.extend(self.state.process(chunk))
         self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
@@ -128,7 +137,52 @@ def load_scorer(config: FlowConfig) -> Any | None:
     return scorer
 
 
-def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds:
+class _SlateLogic(StatefulBatchLogic):
+    """Bytewax glue for the slate stage (one key): file requests and item windows, rank what is ready."""
+
+    def __init__(self, ctx: _Context, ranker: SlateRanker, resume: bytes | None):
+        self.ctx, self.ranker = ctx, ranker
+        self.state: SlateStageState = (pickle.loads(resume) if resume is not None
+                                       else SlateStageState(ctx.config.features, ctx.config.features.item_shards))
+
+    def on_batch(self, values: list) -> tuple[list, bool]:
+        for message in values:
+            self.state.add(message)
+        ready = self.state.take_ready()
+        return ([Records(self.ranker.rank(ready, self.state.items))] if ready else []), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
+
+
+def load_slates(config: FlowConfig, scorer: Any | None, bootstrap: str | None) -> SlateRanker | None:
+    """The slate ranker when both artifacts are there and records go to Kafka, else None (said once)."""
+    path = config.retriever
+    if not path or scorer is None or config.output != "kafka":
+        return None
+    if not Path(path).exists():
+        print(f"features: no retriever at {path}: no slates. Train one with `python -m models.train_retrieval "
+              f"--out {path}`", file=sys.stderr)
+        return None
+    from models.artifact import ArtifactError  # torch is imported only when a model is used
+    from models.retrieval_artifact import load_retrieval_artifact
+    from models.retrieval_data import load_table
+    from slates.ranker import SlateRanker, SlateSettings
+
+    try:
+        retriever = load_retrieval_artifact(path)
+    except ArtifactError as e:
+        raise ModelLoadError(str(e)) from None
+    assert bootstrap is not None  # output is kafka
+    users = load_table(f"topic:{config.topics.users}", "users", bootstrap)
+    ranker = SlateRanker(retriever, scorer.score, scorer.version, users,
+                         SlateSettings(config.slate_candidates, len(config.features.horizons)))
+    print(f"features: slates of {config.slate_k} at every session start to {config.topics.recommendations}, "
+          f"retriever {path} (version {retriever.version}), {len(users):,} user profiles", file=sys.stderr)
+    return ranker
+
+
+def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool = False) -> EntryNeeds:
     """What the entries must carry for this run's outputs (the rest is freed in the partition stage).
 
     Without a model, examples and event features, no output reads a point-in-time vector: the
@@ -137,7 +191,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds
     waiting for item windows.
 
     >>> entry_needs(FlowConfig(model=None), scoring=False, recovery=False)
-    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False, slate_k=0)
     >>> entry_needs(FlowConfig(model=None), scoring=True, recovery=False).vectors_for
     'views'
     """
@@ -146,7 +200,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool) -> EntryNeeds
     return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
                       want_contexts=scoring or examples or recovery,
                       vectors=scoring or examples or event_features or recovery,
-                      history=examples or event_features)
+                      history=examples or event_features or slates, slate_k=config.slate_k if slates else 0)
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
@@ -173,7 +227,8 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     if recovery is None:
         recovery = recovery_requested(sys.argv)
     scorer = load_scorer(config)
-    needs = entry_needs(config, scoring=scorer is not None, recovery=recovery)
+    ranker = load_slates(config, scorer, bootstrap)
+    needs = entry_needs(config, scoring=scorer is not None, recovery=recovery, slates=ranker is not None)
     ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval), recovery, needs)
 
     def observe_partition(state: PartitionState) -> None:
@@ -199,25 +254,38 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
 
     flow = Dataflow("features")
     stage1 = op.input("read_validate_count_users", flow, source)
-    # ToItems | Records | FollowUps
+    # ToItems | Records | FollowUps | SlateRequests
     split1 = op.branch("split_item_chunks", stage1, lambda o: isinstance(o, ToItems))
     keys = shard_keys(config.features.item_shards)  # spread evenly over the workers
     by_shard = op.key_on("key_by_item_shard", split1.trues, lambda c: keys[c.shard])
     # (shard, ToItems)
     stage2 = op.stateful_batch("count_items_assemble", by_shard, lambda resume: _ItemLogic(ctx, resume))
-    # (shard, Vectors | Records)
+    # (shard, Vectors | Records | ClosedItemWindows)
     split2 = op.branch("split_vectors", op.map("drop_shard", stage2, lambda kv: kv[1]),
                        lambda o: isinstance(o, Vectors))
     formatted = op.flat_map_batch("score_and_format", split2.trues, score_and_format)
     # Records | ExampleRows
-    everything = op.merge("all_outputs", split1.falses, split2.falses, formatted)
+    from_items, from_partitions = split2.falses, split1.falses
+    outputs = [formatted]
+    if ranker is not None:
+        for_slates = op.merge("slate_inputs", from_partitions, from_items)
+        # SlateRequests | ClosedItemWindows | Records | FollowUps
+        to_slates = op.branch("split_slate_inputs", for_slates,
+                              lambda o: isinstance(o, (SlateRequests, ClosedItemWindows)))
+        keyed = op.key_on("key_for_slates", to_slates.trues, lambda _: "slates")
+        slates = op.stateful_batch("rank_slates", keyed, lambda resume: _SlateLogic(ctx, ranker, resume))
+        outputs += [op.map("drop_slate_key", slates, lambda kv: kv[1]), to_slates.falses]
+        # Records (recommendations)
+    else:
+        outputs += [from_partitions, from_items]
+    everything = op.merge("all_outputs", *outputs)
     # Records | FollowUps | ExampleRows
     split3 = op.branch("split_records", everything, lambda o: isinstance(o, Records))
     if config.output == "kafka":
         if bootstrap is None:
             msg = "the kafka output needs a broker address"
             raise ValueError(msg)
-        sink_topics = destination_topics(topics, config.event_features_topic)
+        sink_topics = destination_topics(topics, config.event_features_topic, slates=ranker is not None)
         records = op.map("records_for_sink", split3.trues, lambda r: ("records", r.records))
         op.output("write_kafka", records, KafkaRecordsSink(bootstrap, sink_topics))
     else:

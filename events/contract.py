@@ -4,8 +4,9 @@ The interaction event has a hand-tuned validator on the hot path (``events/schem
 other records of the project (user profiles, the item catalog, recommendation requests) are
 declared here as a tuple of :class:`Field`: :func:`validate` checks a decoded record against
 it and names the reason of every refusal, and :func:`json_schema` writes the same rules as a
-JSON Schema (committed next to this module; a contract test keeps file and table equal, and
-checks that validator and schema agree on generated records).
+JSON Schema (committed next to this module, written by ``python -m events.contract``; a
+contract test keeps file and table equal, and checks that validator and schema agree on
+generated records).
 
 >>> FIELDS = (Field("user_id", "str"), Field("age", "int", minimum=18, maximum=70),
 ...           Field("gender", "enum", choices=("M", "F", "O")))
@@ -150,3 +151,23 @@ def json_schema(name: str, title: str, description: str, fields: Sequence[Field]
         "required": [f.name for f in fields if f.required],
         "properties": {f.name: _schema_of(f) for f in fields},
     }
+
+
+def write_schemas() -> list[str]:
+    """Write every declared record's JSON Schema file into events/ (profiles, requests); return the paths."""
+    import json
+    from pathlib import Path
+
+    from events import profiles, requests
+
+    written = []
+    for name, (title, description, fields) in {**profiles.SCHEMAS, **requests.SCHEMAS}.items():
+        path = Path(__file__).with_name(name)
+        schema = json_schema(name.removesuffix(".schema.json"), title, description, fields)
+        path.write_text(json.dumps(schema, indent=2) + "\n")
+        written.append(str(path))
+    return written
+
+
+if __name__ == "__main__":
+    print("\n".join(write_schemas()))

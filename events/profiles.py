@@ -29,7 +29,7 @@ True
 "category must be one of Electronics, Clothing, Home, Sports, Books, got 'Toys'"
 
 The JSON Schema files ``events/user.schema.json`` and ``events/item.schema.json`` are written
-from the tables below by ``python -m events.profiles`` (a contract test checks they match).
+from the tables below by ``python -m events.contract`` (a contract test checks they match).
 """
 
 from __future__ import annotations
@@ -77,22 +77,3 @@ def check_item(obj: Any) -> Rejection | None:
     """None for a valid catalog record, else why it is refused."""
     return validate(obj, ITEM_FIELDS)
 
-
-def write_schemas() -> list[str]:
-    """Write the JSON Schema files from the field tables; return their paths."""
-    import json
-    from pathlib import Path
-
-    from events.contract import json_schema
-
-    written = []
-    for name, (title, description, fields) in SCHEMAS.items():
-        path = Path(__file__).with_name(name)
-        path.write_text(json.dumps(json_schema(name.removesuffix(".schema.json"), title, description, fields),
-                                   indent=2) + "\n")
-        written.append(str(path))
-    return written
-
-
-if __name__ == "__main__":
-    print("\n".join(write_schemas()))

@@ -126,6 +126,7 @@ K_COUNTRY: Final = _KEYS["country"]
 K_DEVICE: Final = _KEYS["device"]
 K_VIEW_ID: Final = _KEYS["view_id"]
 K_RATING: Final = _KEYS["rating"]
+K_SESSION_ID: Final = _KEYS["session_id"]
 _STR_FIELDS: Final = tuple(_KEYS[f] for f in ("event_id", "user_id", "item_id", "session_id", "category", "country", "device"))
 _MAX_ID_LEN: Final = 128
 #: 2000-01-01T00:00:00Z in epoch ms; anything earlier is a unit error (seconds, not ms).

@@ -25,11 +25,13 @@ class FeaturesConfig:
     label_horizon_ms: int = 1_800_000  # backfill: follow-ups within this of their view are labels
     item_shards: int = 8  # keys of the item stage (state is sharded, not keyed per item)
     recent_items: int = 20  # items in a user's history as of each view (features/user_history.py)
+    purchase_window_ms: int = 86_400_000  # slates leave out what the user bought this recently
     horizons: tuple[Horizon, ...] = DEFAULT_HORIZONS
     priors: Priors = field(default_factory=Priors)
 
     def __post_init__(self) -> None:
-        positive = ("window_ms", "idle_timeout_ms", "dedup_horizon_ms", "max_future_ms", "label_horizon_ms")
+        positive = ("window_ms", "idle_timeout_ms", "dedup_horizon_ms", "max_future_ms", "label_horizon_ms",
+                    "purchase_window_ms")
         for name in positive:
             if getattr(self, name) <= 0:
                 msg = f"FeaturesConfig.{name} must be > 0, got {getattr(self, name)}"

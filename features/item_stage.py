@@ -66,10 +66,25 @@ class Vectors:
     items: list[Vector]
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
+@dataclass
+class ClosedItemWindows:
+    """One shard's item windows closed by a watermark, for the slate stage's copy of every item's counts.
+
+    ``closed_until``: every window of this shard's items that ends at or before it is closed
+    (and in ``windows`` or an earlier message).
+    """
+
+    shard: int
+    closed_until: int
+    windows: list[tuple[str, int, int]]  # (item_id, window start ms, packed counts)
+
+
 class ItemShardState:
     """State and logic of one item shard; pickled for Bytewax recovery."""
 
-    def __init__(self, config: FeaturesConfig, shard: int, partitions: int, vectors_for: str = "all"):
+    def __init__(self, config: FeaturesConfig, shard: int, partitions: int, vectors_for: str = "all",
+                 feed_slates: bool = False):
         if partitions < 1:
             msg = f"the item stage needs the number of input partitions (>= 1), got {partitions}"
             raise ValueError(msg)
@@ -97,13 +112,16 @@ class ItemShardState:
         self.pending: dict[int, list[Entry]] = {}
         self._pending_cuts: list[int] = []  # heap of the keys of ``pending``
         self.counters: dict[str, int] = {"vectors": 0, "windows": 0}
+        # Slates: closed windows also go to the slate stage (ClosedItemWindows)
+        self.feed_slates = feed_slates
+        self.for_slates: list[tuple[str, int, int]] = []
 
     #: What a snapshot keeps besides the constructor's arguments.
     SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = ("items", "item_windows", "marks", "watermark", "pending", "_pending_cuts", "counters")
 
-    def __reduce__(self) -> tuple[type[ItemShardState], tuple[FeaturesConfig, int, int, str], dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[ItemShardState], tuple[FeaturesConfig, int, int, str, bool], dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
-        args = (self.config, self.shard, len(self.marks), self.vectors_for)
+        args = (self.config, self.shard, len(self.marks), self.vectors_for, self.feed_slates)
         return ItemShardState, args, {"format": SNAPSHOT_FORMAT,
                                       **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
@@ -133,7 +151,7 @@ class ItemShardState:
         d = t - self.config.item_delay_ms
         return d - d % w
 
-    def process(self, chunk: ToItems) -> list[Vectors | Records]:
+    def process(self, chunk: ToItems) -> list[Vectors | Records | ClosedItemWindows]:
         """Count a chunk's events, then apply its partition watermark."""
         items = self.items
         done: list[Vector] = []
@@ -174,15 +192,21 @@ class ItemShardState:
             if new_watermark > self.watermark:
                 self.watermark = new_watermark
                 self._advance(records, done)
+                return self._outputs(done, records, advanced=True)
         return self._outputs(done, records)
 
-    def _outputs(self, done: list[Vector], records: list[Record]) -> list[Vectors | Records]:
+    def _outputs(self, done: list[Vector], records: list[Record], advanced: bool = False,
+                 ) -> list[Vectors | Records | ClosedItemWindows]:
         self.counters["vectors"] += len(done)
-        out: list[Vectors | Records] = []
+        out: list[Vectors | Records | ClosedItemWindows] = []
         if done:
             out.append(Vectors(done))
         if records:
             out.append(Records(records))
+        if self.feed_slates and advanced:
+            assert self.items is not None  # slates need vectors
+            out.append(ClosedItemWindows(self.shard, self.items.closed_until, self.for_slates))
+            self.for_slates = []
         return out
 
     def _advance(self, records: list[Record], done: list[Vector]) -> None:
@@ -191,9 +215,12 @@ class ItemShardState:
         table = items if items is not None else self.item_windows
         assert table is not None
         n = 0
+        for_slates = self.for_slates if self.feed_slates else None
         for item_id, ws, counts in table.close_windows(self.watermark):
             key, value = window_record("item", item_id, ws, cfg.window_ms, counts, cfg.priors)
             records.append(("item_features", key, value))
+            if for_slates is not None:
+                for_slates.append((item_id, ws, counts))
             n += 1
         self.counters["windows"] += n
         if items is None:
@@ -210,11 +237,11 @@ class ItemShardState:
             items.t_floor = self.watermark
             items.evict(self.watermark)
 
-    def flush(self) -> list[Vectors | Records]:
+    def flush(self) -> list[Vectors | Records | ClosedItemWindows]:
         """End of a finite input: every partition is done; close and release everything."""
         records: list[Record] = []
         done: list[Vector] = []
         self.marks = [POS_INF] * len(self.marks)
         self.watermark = POS_INF
         self._advance(records, done)
-        return self._outputs(done, records)
+        return self._outputs(done, records, advanced=True)

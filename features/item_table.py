@@ -87,6 +87,23 @@ class ClosedWindowTable(TileTable):
         if boundary > self.closed_until:
             self.closed_until = boundary
 
+    def add_closed(self, key: str, ws: int, w: int) -> None:
+        """A window another table closed (the slate stage's copy of every shard's items): into the tiles at once.
+
+        Windows of one item must come in start order, as a table closes them.
+        """
+        e: ItemEntity | None = self.entities.get(key)  # type: ignore[assignment]  # this table's entities
+        if e is None:
+            e = ItemEntity(ws, self._lo(self.t_floor), ws)  # fast_until = ws: the first query syncs
+            self._add_entity(key, e)
+        elif ws > e.max_ts:
+            e.max_ts = ws
+            if ws // HOUR_MS > e.bucket:
+                self._touch(key, e, ws)
+        e.min_ws.append(ws)
+        e.min_c.append(w)
+        e.total += w * self.rep
+
     def query(self, key: str, t: int, cut: int) -> int:
         """Closed-window counts for an event at ``t``: windows in [horizon start, cut)."""
         if cut > self.closed_until:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from features.config import FeaturesConfig
-from features.item_stage import ItemShardState, Vector, Vectors
-from features.partition_stage import FollowUps, PartitionState, RawBatch, Records, ToItems
+from features.item_stage import ClosedItemWindows, ItemShardState, Vector, Vectors
+from features.partition_stage import FollowUps, PartitionState, RawBatch, Records, SlateRequests, ToItems
 from features.records import Record
 
 
@@ -23,6 +23,7 @@ class LocalOutput:
     records: list[Record] = field(default_factory=list)
     vectors: list[Vector] = field(default_factory=list)
     follow_ups: list[tuple[str, int, int]] = field(default_factory=list)
+    for_slates: list[SlateRequests | ClosedItemWindows] = field(default_factory=list)  # with slate_k > 0
 
 
 class LocalPipeline:
@@ -30,15 +31,18 @@ class LocalPipeline:
 
     def __init__(self, config: FeaturesConfig, partitions: int, want_follow_ups: bool = False,
                  vectors_for: str = "all", keep_events: bool = True, want_contexts: bool = True,
-                 want_history: bool = False):
+                 want_history: bool = False, slate_k: int = 0):
         self.config = config
         self.partitions = [PartitionState(config, p, want_follow_ups, vectors_for != "all", keep_events, want_contexts,
-                                          vectors_for != "none", want_history=want_history)
+                                          vectors_for != "none", want_history=want_history or slate_k > 0,
+                                          slate_k=slate_k)
                            for p in range(partitions)]
-        self.shards = [ItemShardState(config, s, partitions, vectors_for) for s in range(config.item_shards)]
+        self.shards = [ItemShardState(config, s, partitions, vectors_for, feed_slates=slate_k > 0)
+                       for s in range(config.item_shards)]
         self.out = LocalOutput()
 
-    def _route(self, outputs: Iterable[ToItems | Records | FollowUps | Vectors]) -> None:
+    def _route(self, outputs: Iterable[ToItems | Records | FollowUps | Vectors | SlateRequests | ClosedItemWindows],
+               ) -> None:
         for o in outputs:
             if isinstance(o, ToItems):
                 self._route(self.shards[o.shard].process(o))
@@ -46,6 +50,8 @@ class LocalPipeline:
                 self.out.records.extend(o.records)
             elif isinstance(o, Vectors):
                 self.out.vectors.extend(o.items)
+            elif isinstance(o, (SlateRequests, ClosedItemWindows)):
+                self.out.for_slates.append(o)
             else:
                 self.out.follow_ups.extend(o.items)
 

@@ -26,7 +26,7 @@ import orjson
 from mypy_extensions import mypyc_attr
 
 from events.schema import (CATEGORIES, EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
-                           K_PRICE, K_TS, K_USER_ID, K_VIEW_ID, check)
+                           K_PRICE, K_SESSION_ID, K_TS, K_USER_ID, K_VIEW_ID, check)
 from features.config import FeaturesConfig
 from features.records import Record, dead_letter, window_record
 from features.tiles import GROUP_BITS, unpack_window
@@ -49,6 +49,41 @@ VIEW_CONTEXT = itemgetter(*VIEW_CONTEXT_FIELDS)
 #: A view's user history: (recent items, most recent first; per category of CATEGORIES, the
 #: user's (views, clicks, add_carts, purchases) over the longest horizon), both before the view.
 History = tuple[tuple[str, ...], tuple[tuple[int, int, int, int], ...]]
+
+
+class SlateRequest:
+    """A request for a slate, with the user's state as of it (to the slate stage, ``slates/``).
+
+    Made in the partition stage, where the user's counts are: at the first event of a session
+    (before it is counted), or for a record of the requests topic.
+    """
+
+    __slots__ = ("request_id", "user_id", "ts", "k", "device", "country", "source", "user_vec", "cat_vecs",
+                 "recent", "purchased")
+
+    def __init__(self, request_id: str, user_id: str, ts: int, k: int, device: str, country: str, source: str,
+                 user_vec: int, cat_vecs: tuple[int, ...], recent: tuple[str, ...], purchased: tuple[str, ...]):
+        self.request_id = request_id  # the session id of a session start, or the caller's id
+        self.user_id = user_id
+        self.ts = ts  # event time of the request, epoch ms: the user's counts are as of it
+        self.k = k  # items wanted
+        self.device = device
+        self.country = country
+        self.source = source  # "session_start" or "request"
+        self.user_vec = user_vec  # the user's packed horizon counts (features/tiles.py layout)
+        self.cat_vecs = cat_vecs  # per category of CATEGORIES, the user x category packed counts
+        self.recent = recent  # recent items, most recent first (features/user_history.py)
+        self.purchased = purchased  # items bought in the purchase window before ts: left out of the slate
+
+    def fields(self) -> tuple[Any, ...]:
+        return (self.request_id, self.user_id, self.ts, self.k, self.device, self.country, self.source, self.user_vec,
+                self.cat_vecs, self.recent, self.purchased)
+
+    def __reduce__(self) -> tuple[type[SlateRequest], tuple[Any, ...]]:
+        return SlateRequest, self.fields()
+
+    def __repr__(self) -> str:
+        return f"SlateRequest{self.fields()!r}"
 
 
 class Entry:
@@ -118,6 +153,14 @@ class Records:
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
+class SlateRequests:
+    """Requests for slates from one batch of one partition, for the slate stage."""
+
+    requests: list[SlateRequest]
+
+
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
+@dataclass
 class FollowUps:
     """Accepted click/add_cart/purchase events as ``(view_id, type index, ts)`` (for labels)."""
 
@@ -151,7 +194,8 @@ class PartitionState:
 
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
                  views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
-                 vectors: bool = True, follow_wall_clock: bool = True, want_history: bool = False):
+                 vectors: bool = True, follow_wall_clock: bool = True, want_history: bool = False,
+                 slate_k: int = 0):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -191,7 +235,12 @@ class PartitionState:
             if not vectors:
                 msg = "a user history needs the vectors (want_history with vectors=False)"
                 raise ValueError(msg)
-            self.history = UserHistory(config.recent_items, config.allowed_lateness_ms)
+            self.history = UserHistory(config.recent_items, config.allowed_lateness_ms, config.purchase_window_ms)
+        # Slates at session starts (slate_k > 0 items each); they need the history too.
+        self.slate_k = slate_k
+        if slate_k and self.history is None:
+            msg = "slates need the user history (slate_k > 0 with want_history=False)"
+            raise ValueError(msg)
         self.category_slots: dict[str, int] = {}
         self.item_shards: dict[str, int] = {}  # item_id -> item shard, a cache (not needed in snapshots)
         self.max_ts = NEG_INF
@@ -212,10 +261,11 @@ class PartitionState:
     )
 
     def __reduce__(self) -> tuple[type[PartitionState],
-                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool], dict[str, Any]]:
+                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool, int],
+                                  dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
-                self.users is not None, self.follow_wall_clock, self.history is not None)
+                self.users is not None, self.follow_wall_clock, self.history is not None, self.slate_k)
         return PartitionState, args, {
             "format": SNAPSHOT_FORMAT, **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
@@ -240,7 +290,7 @@ class PartitionState:
         out.append(("dead_letters", key, value))
         self.counters[f"dead.{reason}"] = self.counters.get(f"dead.{reason}", 0) + 1
 
-    def process(self, batch: RawBatch) -> list[ToItems | Records | FollowUps]:
+    def process(self, batch: RawBatch) -> list[ToItems | Records | FollowUps | SlateRequests]:
         """Handle one source batch; return what goes to the item stage and to the sink."""
         cfg = self.config
         lateness = cfg.allowed_lateness_ms
@@ -257,6 +307,8 @@ class PartitionState:
         remember = self.seen_order.append  # a bound method: compiled, calling it by name costs a lookup each time
         views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
         history = self.history
+        slate_k = self.slate_k
+        slate_requests: list[SlateRequest] = []
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
         loads, type_index = orjson.loads, EVENT_TYPE_INDEX
@@ -326,10 +378,15 @@ class PartitionState:
             vec = users.observe(user_id, t, k, slot)
             kept = event if keep_events else None
             seen_before: History | None = None
-            if history is not None and k <= 1:  # views and clicks make the history; views read it
-                if not k:
-                    seen_before = (history.recent(user_id, t), self._category_counts(vec))
-                history.record(user_id, t, item_id)
+            if history is not None:
+                if slate_k and history.new_session(user_id, event[K_SESSION_ID]):
+                    slate_requests.append(self._session_slate(event, vec, history))
+                if k <= 1:  # views and clicks make the history; views read it
+                    if not k:
+                        seen_before = (history.recent(user_id, t), self._category_counts(vec))
+                    history.record(user_id, t, item_id)
+                elif k == 3:  # purchases: left out of the user's slates for a while
+                    history.record_purchase(user_id, t, item_id)
             if k:
                 if views_only:
                     chunks[shard].append(Entry(None, 0, 0, t, k, item_id, None))
@@ -350,7 +407,7 @@ class PartitionState:
             self.last_event_wall = wall
         self._advance_idle(wall, batch.eof)
         self._expire(records)
-        out: list[ToItems | Records | FollowUps] = []
+        out: list[ToItems | Records | FollowUps | SlateRequests] = []
         for shard, events in enumerate(chunks):
             if events or self.sent_watermark[shard] != self.watermark:
                 out.append(ToItems(shard, self.partition, events, self.watermark))
@@ -359,6 +416,8 @@ class PartitionState:
             out.append(Records(records))
         if follow_ups:
             out.append(FollowUps(follow_ups))
+        if slate_requests:
+            out.append(SlateRequests(slate_requests))
         return out
 
     def _item_shard(self, item_id: str) -> int:
@@ -381,6 +440,18 @@ class PartitionState:
         self.users.add_slots(slot)
         self.category_slots[category] = slot
         return slot
+
+    def _session_slate(self, event: dict[str, Any], vec: int, history: UserHistory) -> SlateRequest:
+        """The slate request of a session's first event, with the user's state before it is counted."""
+        users = self.users
+        assert users is not None
+        t: int = event[K_TS]
+        user_id: str = event[K_USER_ID]
+        slots = self.category_slots
+        cat_vecs = tuple(users.slot_vector(vec, slots[c]) if c in slots else 0 for c in CATEGORIES)
+        return SlateRequest(event[K_SESSION_ID], user_id, t, self.slate_k, event[K_DEVICE], event[K_COUNTRY],
+                            "session_start", vec & users.mask, cat_vecs, history.recent(user_id, t),
+                            history.purchased(user_id, t))
 
     def _category_counts(self, vec: int) -> tuple[tuple[int, int, int, int], ...]:
         """Per category of CATEGORIES, the counts of the longest horizon in the user's vector ``vec``."""
@@ -454,6 +525,6 @@ class PartitionState:
         wm = self.watermark
         self.next_boundary = POS_INF if wm >= POS_INF else wm - wm % cfg.window_ms + cfg.window_ms
 
-    def flush(self) -> list[ToItems | Records | FollowUps]:
+    def flush(self) -> list[ToItems | Records | FollowUps | SlateRequests]:
         """End of a finite input: close everything (same as an EOF batch)."""
         return self.process(RawBatch(source="", partition=self.partition, eof=True))

@@ -30,18 +30,19 @@ import orjson
 from features.spec import Priors
 from features.tiles import unpack_window
 
-Destination = Literal["user_features", "item_features", "dead_letters", "scores", "event_features"]
+Destination = Literal["user_features", "item_features", "dead_letters", "scores", "event_features", "recommendations"]
 DESTINATIONS: Final[tuple[Destination, ...]] = (
     "user_features",
     "item_features",
     "dead_letters",
     "scores",
     "event_features",
+    "recommendations",
 )
 Record = tuple[str, bytes, bytes]  # (destination, key, value)
 
 #: where in the flow a dead letter was refused
-Stage = Literal["source", "decode", "time_check", "dedup", "watermark"]
+Stage = Literal["source", "decode", "time_check", "dedup", "watermark", "slate_request"]
 
 
 @lru_cache(maxsize=1024)  # every record of a window shares its start

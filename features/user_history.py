@@ -1,4 +1,7 @@
-"""A user's recent items, as of each event and before it is counted (what a retriever reads).
+"""A user's recent items, purchases and sessions, as of each event and before it is counted.
+
+What a retriever reads (the recent items), what a slate must leave out (the items the user
+bought lately) and when a slate is asked for (a session's first event).
 
 For an event of user u at time t, the recent items are the distinct ``item_id`` of u's
 earlier-arrived accepted views and clicks with event time <= t, most recent first, at most
@@ -17,6 +20,16 @@ keeps at most ``n`` entries plus those of the last ``lateness`` milliseconds.
 ...     _ = h.record("u", t, item)
 >>> h.recent("u", 35), h.recent("u", 40), h.recent("x", 40)
 (('i1', 'i2'), ('i3', 'i1', 'i2'), ())
+
+Purchases are kept for ``purchase_window_ms`` (24 h by default): :meth:`UserHistory.purchased`
+lists the distinct items of the user's earlier-arrived purchases with event time in
+``(t - window, t]``. A session starts with the first arriving event that carries a
+``session_id`` the user has not had among its last few sessions (:meth:`UserHistory.new_session`).
+
+>>> _ = h.record_purchase("u", 50, "i9"); h.purchased("u", 60), h.purchased("u", 50 + 86_400_000)
+(('i9',), ())
+>>> h.new_session("u", "s1"), h.new_session("u", "s1"), h.new_session("u", "s2"), h.new_session("u", "s1")
+(True, False, True, False)
 """
 
 from __future__ import annotations
@@ -28,20 +41,27 @@ from typing import Any
 class UserHistory:
     """Per user: ``(ts, arrival, item_id)`` of recent views and clicks, sorted (module docstring)."""
 
-    def __init__(self, n: int, lateness_ms: int):
+    SESSIONS_KEPT = 4  # a user's last session ids remembered (a late event of an earlier session is no new one)
+
+    def __init__(self, n: int, lateness_ms: int, purchase_window_ms: int = 86_400_000):
         if n < 1:
             msg = f"UserHistory.n must be >= 1, got {n}"
             raise ValueError(msg)
         self.n = n
         self.lateness_ms = lateness_ms
+        self.purchase_window_ms = purchase_window_ms
         self.users: dict[str, list[tuple[int, int, str]]] = {}
+        self.purchases: dict[str, list[tuple[int, int, str]]] = {}  # per user, sorted like ``users``
+        self.sessions: dict[str, list[str]] = {}  # per user, the last session ids, newest last
         self.arrivals = 0  # arrival counter (orders events of the same millisecond)
 
-    def __reduce__(self) -> tuple[type[UserHistory], tuple[int, int], dict[str, Any]]:
-        return UserHistory, (self.n, self.lateness_ms), {"users": self.users, "arrivals": self.arrivals}
+    def __reduce__(self) -> tuple[type[UserHistory], tuple[int, int, int], dict[str, Any]]:
+        return UserHistory, (self.n, self.lateness_ms, self.purchase_window_ms), {
+            "users": self.users, "purchases": self.purchases, "sessions": self.sessions, "arrivals": self.arrivals}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.users, self.arrivals = state["users"], state["arrivals"]
+        self.users, self.purchases, self.sessions = state["users"], state["purchases"], state["sessions"]
+        self.arrivals = state["arrivals"]
 
     def recent(self, user_id: str, t: int) -> tuple[str, ...]:
         """The user's recent items as of an event at ``t`` (before recording it)."""
@@ -84,7 +104,45 @@ class UserHistory:
         keep.reverse()
         entries[:] = keep + entries[settled:]
 
+    def record_purchase(self, user_id: str, t: int, item_id: str) -> int:
+        """Remember a purchase (after it was counted); returns the user's purchases kept."""
+        self.arrivals += 1
+        entries = self.purchases.get(user_id)
+        if entries is None:
+            entries = self.purchases[user_id] = []
+        insort(entries, (t, self.arrivals, item_id))
+        # no later event of the user is older than newest - lateness: purchases before its window can go
+        floor = entries[-1][0] - self.lateness_ms - self.purchase_window_ms
+        drop = 0
+        while drop < len(entries) and entries[drop][0] <= floor:
+            drop += 1
+        del entries[:drop]
+        return len(entries)
+
+    def purchased(self, user_id: str, t: int) -> tuple[str, ...]:
+        """Distinct items the user bought with event time in ``(t - window, t]``, most recent first."""
+        out: list[str] = []
+        for ts, _, item in reversed(self.purchases.get(user_id, ())):
+            if t - self.purchase_window_ms < ts <= t and item not in out:
+                out.append(item)
+        return tuple(out)
+
+    def new_session(self, user_id: str, session_id: str) -> bool:
+        """Whether ``session_id`` starts a session of the user (and remember it)."""
+        seen = self.sessions.get(user_id)
+        if seen is None:
+            self.sessions[user_id] = [session_id]
+            return True
+        if session_id in seen:
+            return False
+        seen.append(session_id)
+        if len(seen) > self.SESSIONS_KEPT:
+            del seen[0]
+        return True
+
     def forget(self, user_ids: list[str]) -> None:
         """Drop evicted users (they come back with an empty history, like their counts)."""
         for user_id in user_ids:
             self.users.pop(user_id, None)
+            self.purchases.pop(user_id, None)
+            self.sessions.pop(user_id, None)

@@ -76,26 +76,37 @@ def _latest_by_key(values: list[bytes], key: str, check: Any, where: str) -> dic
     return out
 
 
+def _read(source: str, what: str, bootstrap: str | None = None) -> tuple[list[bytes], str]:
+    """The records of a JSONL file, or of a topic when ``source`` is ``topic:NAME``; and where they came from."""
+    if source.startswith("topic:"):
+        from broker.console import read_topic
+        from broker.embedded import resolve_bootstrap
+
+        topic = source.removeprefix("topic:")
+        bootstrap = bootstrap or resolve_bootstrap(autostart=False)
+        return [r.value or b"" for r in read_topic(bootstrap, topic)], f"topic {topic}"
+    path = Path(source)
+    if not path.is_file():
+        msg = f"{what} file {path} not found; the producer writes it next to its output (see docs/catalog-and-profiles.md)"
+        raise ExamplesError(msg)
+    return path.read_bytes().splitlines(), f"{what} file {path}"
+
+
 def load_profiles(users: str, items: str) -> Profiles:
     """Profiles from JSONL files, or from the topics when a source is ``topic:NAME``."""
-
-    def read(source: str, what: str) -> tuple[list[bytes], str]:
-        if source.startswith("topic:"):
-            from broker.console import read_topic
-            from broker.embedded import resolve_bootstrap
-
-            topic = source.removeprefix("topic:")
-            return [r.value or b"" for r in read_topic(resolve_bootstrap(autostart=False), topic)], f"topic {topic}"
-        path = Path(source)
-        if not path.is_file():
-            msg = f"{what} file {path} not found; the producer writes it next to its output (see docs/catalog-and-profiles.md)"
-            raise ExamplesError(msg)
-        return path.read_bytes().splitlines(), f"{what} file {path}"
-
-    user_values, user_where = read(users, "users")
-    item_values, item_where = read(items, "items")
+    user_values, user_where = _read(users, "users")
+    item_values, item_where = _read(items, "items")
     return Profiles(_latest_by_key(user_values, "user_id", check_user, user_where),
                     _latest_by_key(item_values, "item_id", check_item, item_where))
+
+
+def load_table(source: str, what: str, bootstrap: str | None = None) -> dict[str, dict[str, Any]]:
+    """The latest record per key of the users or items (``what``) file or topic; {} when there is none."""
+    values, where = _read(source, what, bootstrap)
+    if not any(v.strip() for v in values):
+        return {}
+    key, check = ("user_id", check_user) if what == "users" else ("item_id", check_item)
+    return _latest_by_key(values, key, check, where)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,170 @@
+"""Ready requests in, slates out: one user-tower forward, one index search, one DLRM forward per batch.
+
+For each request (notation: B requests, M candidates, D the towers' dimension):
+
+1. the user tower embeds the user as of the request: profile (from the ``users`` table),
+   context (device, hour), the recent items and per-category counts the partition stage
+   attached                                                                   (B, D)
+2. the FAISS index over the catalog's item embeddings returns the top ``candidates + the
+   purchases left out`` items; the items the user bought in the purchase window are dropped
+   (a business rule: ``FeaturesConfig.purchase_window_ms``, 24 h), the first M kept   (B, M)
+3. the DLRM scores every (user, candidate) pair on the point-in-time counts the flow holds:
+   the user's, the candidate's closed item windows before the request's cut, and the user x
+   the candidate's category                                                   (B x M, 36)
+4. the top ``k`` by DLRM score (ties: the better retrieval rank) form the slate.
+
+A user without a profile gets a **cold-start** slate instead: the catalog's most viewed items
+in the 24 h before the cut (the same for every context: the flow keeps no per-country
+popularity), purchases left out, marked ``cold_start`` and counted.
+
+Each slate is one record for the ``recommendations`` topic, key ``user_id``; the same input
+gives the same bytes (batches are padded like the scorer's, so a row's numbers do not depend
+on the batch it was in). The Kafka message timestamp is when the flow produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import torch
+
+from events.profiles import GENDERS
+from events.schema import CATEGORIES, COUNTRIES, DEVICES
+from features.item_table import ClosedWindowTable
+from features.partition_stage import SlateRequest
+from features.records import Record
+from features.tiles import GROUP_BITS, unpack
+from models.retrieval_artifact import RetrievalArtifact
+from models.retrieval_data import hashed
+from models.retrieval_index import ItemIndex
+
+PAD_ROWS = 16  # user-tower batches are padded to a multiple of this (batch-invariant embeddings)
+VIEWS_24H = 8  # column of an item's counts: 24 h views (3 horizons x 4 types)
+
+
+@dataclass(frozen=True)
+class SlateSettings:
+    """How slates are made."""
+
+    candidates: int = 100  # M: retrieved and ranked per request
+    n_groups: int = 3  # horizons of the flow's counts
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1:
+            msg = f"SlateSettings.candidates must be >= 1, got {self.candidates}"
+            raise ValueError(msg)
+
+
+class SlateRanker:
+    """Both models, the index and the user profiles; :meth:`rank` makes a batch of slates."""
+
+    def __init__(self, retriever: RetrievalArtifact, score: Any, ranking_model_version: str,
+                 users: dict[str, dict[str, Any]], settings: SlateSettings | None = None):
+        self.retriever = retriever
+        self.tower = retriever.build_model()
+        self.index = ItemIndex(retriever.embeddings, retriever.item_ids)
+        self.item_row = {item: n for n, item in enumerate(retriever.item_ids)}
+        self.item_buckets = np.array([hashed(i, retriever.config.item_buckets) for i in retriever.item_ids])
+        self.score, self.ranking_version = score, ranking_model_version
+        self.users = users
+        self.settings = settings or SlateSettings()
+        self.counters: dict[str, int] = {"slates": 0, "cold_start": 0, "no_profile": 0}
+
+    def catalog_size(self) -> int:
+        return len(self.retriever.item_ids)
+
+    def _item_vec(self, items: ClosedWindowTable, item_id: str, t: int, cut: int) -> int:
+        return items.query(item_id, t, cut) if item_id in items.entities else 0
+
+    def _embed(self, requests: list[SlateRequest]) -> np.ndarray:
+        """(B, D) user embeddings, through a batch padded to a multiple of PAD_ROWS."""
+        cfg = self.retriever.config
+        b = len(requests)
+        padded = -(-b // PAD_ROWS) * PAD_ROWS
+        cols = np.zeros((7, padded), dtype=np.int64)
+        recent = np.full((padded, 20), -1, dtype=np.int64)
+        counts = np.zeros((padded, len(CATEGORIES), 4), dtype=np.float32)
+        gender_index = {g: n + 1 for n, g in enumerate(GENDERS)}
+        country_index = {c: n for n, c in enumerate(COUNTRIES)}  # another value: the first row
+        device_index = {d: n for n, d in enumerate(DEVICES)}
+        shift = GROUP_BITS * (self.settings.n_groups - 1)  # the longest horizon's group
+        group = (1 << GROUP_BITS) - 1
+        for n, r in enumerate(requests):
+            profile = self.users[r.user_id]
+            cols[:, n] = (hashed(r.user_id, cfg.user_buckets), profile["age"], gender_index[profile["gender"]],
+                          country_index.get(r.country, 0), device_index.get(r.device, 0), (r.ts // 3_600_000) % 24, 0)
+            rows = [self.item_row[i] for i in r.recent if i in self.item_row][:20]
+            recent[n, :len(rows)] = self.item_buckets[rows]
+            counts[n] = unpack([v >> shift & group for v in r.cat_vecs], 1)
+        with torch.inference_mode():
+            out = self.tower.users(*(torch.from_numpy(c) for c in cols[:6]), torch.from_numpy(recent),
+                                   torch.from_numpy(counts))
+        return out.numpy()[:b]
+
+    def rank(self, ready: list[tuple[SlateRequest, int]], items: ClosedWindowTable) -> list[Record]:
+        """Slates of ready ``(request, cut)`` pairs, as records for the recommendations topic."""
+        warm = [(r, cut) for r, cut in ready if r.user_id in self.users]
+        cold = [(r, cut) for r, cut in ready if r.user_id not in self.users]
+        records = self._warm(warm, items) if warm else []
+        popularity: dict[int, list[str]] = {}
+        for r, cut in cold:
+            if cut not in popularity:
+                views = [unpack([self._item_vec(items, i, r.ts, cut)], self.settings.n_groups)[0, VIEWS_24H]
+                         for i in self.retriever.item_ids]
+                order = np.argsort(-np.array(views), kind="stable")  # ties: catalog order
+                popularity[cut] = [self.retriever.item_ids[i] for i in order]
+            bought = set(r.purchased)
+            slate = [(item, None, None) for item in popularity[cut] if item not in bought][:r.k]
+            records.append(self._record(r, cut, slate, cold_start=True))
+            self.counters["no_profile"] += 1
+            self.counters["cold_start"] += 1
+        self.counters["slates"] += len(ready)
+        return records
+
+    def _warm(self, ready: list[tuple[SlateRequest, int]], items: ClosedWindowTable) -> list[Record]:
+        m = self.settings.candidates
+        requests = [r for r, _ in ready]
+        users = self._embed(requests)  # (B, D)
+        extra = max(len(r.purchased) for r in requests)
+        scores, rows = self.index.search(users, m + extra)  # (B, M + extra)
+        candidates: list[list[tuple[int, float]]] = []
+        for r, row, sc in zip(requests, rows.tolist(), scores.tolist(), strict=True):
+            bought = set(r.purchased)
+            candidates.append([(i, s) for i, s in zip(row, sc, strict=True)
+                               if i >= 0 and self.retriever.item_ids[i] not in bought][:m])
+        # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category
+        vecs, ctx = [], []
+        for (r, cut), cands in zip(ready, candidates, strict=True):
+            for i, _ in cands:
+                item_id = self.retriever.item_ids[i]
+                c = int(self.retriever.category[i])
+                vecs += [r.user_vec, self._item_vec(items, item_id, r.ts, cut), r.cat_vecs[c]]
+                ctx.append((r.user_id, item_id, CATEGORIES[c], r.country, r.device, r.ts,
+                            float(self.retriever.price[i])))
+        g = self.settings.n_groups
+        counts = unpack(vecs, g).reshape(len(ctx), 3 * 4 * g)
+        user_ids, item_ids, categories, countries, devices, ts, prices = zip(*ctx, strict=True)
+        p = self.score(counts, user_ids, item_ids, categories, countries, devices, np.array(ts, dtype=np.int64),
+                       np.array(prices, dtype=np.float64))
+        records, a = [], 0
+        for (r, cut), cands in zip(ready, candidates, strict=True):
+            scored = [(self.retriever.item_ids[i], s, float(p[a + n])) for n, (i, s) in enumerate(cands)]
+            a += len(cands)
+            order = sorted(range(len(scored)), key=lambda n: (-scored[n][2], n))  # ties: the better retrieval rank
+            records.append(self._record(r, cut, [scored[n] for n in order[:r.k]], cold_start=False))
+        return records
+
+    def _record(self, r: SlateRequest, cut: int, slate: list[tuple[str, float | None, float | None]],
+                cold_start: bool) -> Record:
+        value = {
+            "request_id": r.request_id, "user_id": r.user_id, "ts": r.ts, "source": r.source, "k": r.k,
+            "cold_start": cold_start,
+            "slate": [{"item_id": item, "rank": n + 1, "retrieval_score": rs, "score": s}
+                      for n, (item, rs, s) in enumerate(slate)],
+            "retrieval_model": self.retriever.version, "ranking_model": self.ranking_version,
+            "features_as_of": r.ts, "item_features_as_of": cut,
+        }
+        return ("recommendations", r.user_id.encode(), orjson.dumps(value))
