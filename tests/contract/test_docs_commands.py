@@ -15,7 +15,8 @@ broker, a trained model or minutes):
 Skipped, with the reason: commands that need Docker or its tools (``docker``, ``rpk``,
 ``kcat``), since no Docker engine runs on the machines the project is developed on (the
 compose file has its own contract test, test_compose.py); blocks that are diagrams (box
-drawing characters) or data (a language tag such as ``json``). Other programs (``mkdir``,
+drawing characters) or data (a language tag such as ``json``); a module name with a
+placeholder (``python -m benchmarks.NAME --help``). Other programs (``mkdir``,
 ``source``, ``pip``) are not the project's and are not checked.
 
 Each module's ``--help`` runs once, in one subprocess, all of them in parallel.
@@ -253,6 +254,11 @@ class PythonCall:
             return PythonCall(argv[2], argv[3:])
         return None
 
+    @property
+    def is_template(self) -> bool:
+        """A placeholder in the module's name (``python -m benchmarks.NAME --help``): not a command."""
+        return any(re.fullmatch(r"[A-Z][A-Z_]*", part) for part in self.module.split("."))
+
     def flags(self) -> list[tuple[str, str | None]]:
         """``(flag, the word after it or its =value)`` for every flag-looking argument."""
         out = []
@@ -288,7 +294,7 @@ class Checker:
         # Phase 1: each module's own --help (only modules a command passes flags or a
         # subcommand to; a module called bare need only exist: some, like events.profiles,
         # do their work whatever their arguments are).
-        first = {(c.module,) for c in calls if c.args and module_exists(c.module)}
+        first = {(c.module,) for c in calls if c.args and not c.is_template and module_exists(c.module)}
         first |= {(m,) for c in calls if c.module == "bytewax.run" for m in self._flow_modules(c)}
         self._ask(first)
         # Phase 2: the subcommands used.
@@ -325,7 +331,7 @@ class Checker:
             targets = [w for w in command.argv[1:] if not w.startswith("-") and "=" not in w]
             return [f"`make {t}`: no such target in the Makefile" for t in targets if t not in self.make_targets]
         call = PythonCall.of(command)
-        if call is None:
+        if call is None or call.is_template:
             return []
         if not module_exists(call.module):
             return [f"`python -m {call.module}`: no such module"]
@@ -458,6 +464,7 @@ def test_the_checker_reports_each_kind_of_broken_command(tmp_path: Path) -> None
         "python -m bytewax.run \"dataflows.features:get_flow(window_s=30)\" -r rec -s 10 -b 60",
         "make demo X=2",
         "python -m events.profiles",
+        "python -m benchmarks.NAME --help",
     ]
     commands = {text: Command("t.md", 1, text, tuple(without_env(split_commands(text)[0])))
                 for text in [*lines, *good]}
