@@ -379,7 +379,7 @@ class PartitionState:
             kept = event if keep_events else None
             seen_before: History | None = None
             if history is not None:
-                if slate_k and history.new_session(user_id, event[K_SESSION_ID]):
+                if slate_k and history.new_session(user_id, event[K_SESSION_ID], t):
                     slate_requests.append(self._session_slate(event, vec, history))
                 if k <= 1:  # views and clicks make the history; views read it
                     if not k:
