@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -116,14 +116,23 @@ def _reader_for(bootstrap: str, topic: str, tail: bool, batch_size: int) -> tupl
     return key, reader
 
 
-class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
+class _KafkaPartition(StatefulSourcePartition[RawBatch, Any]):
+    """One partition of the interactions topic, and with slates the same partition of the requests topic."""
+
     def __init__(self, bootstrap: str, topic: str, partition: int, start: int, tail: bool, batch_size: int,
-                 heartbeat_ms: int, clock: Callable[[], int], stop: threading.Event | None):
+                 heartbeat_ms: int, clock: Callable[[], int], stop: threading.Event | None,
+                 requests_topic: str | None = None, requests_start: int = OFFSET_BEGINNING):
         self.topic, self.partition, self.stop = topic, partition, stop
         self.heartbeat_ms, self.clock = heartbeat_ms, clock
         self.reader_key, self.reader = _reader_for(bootstrap, topic, tail, batch_size)
         self.reader.add(partition, start)
         self.next_offset = start
+        self.requests_topic = requests_topic
+        self.requests: _TopicReader | None = None
+        self.next_request = requests_start
+        if requests_topic is not None:
+            self.requests_key, self.requests = _reader_for(bootstrap, requests_topic, True, batch_size)
+            self.requests.add(partition, requests_start)
         self.last_emit = clock()
         self.done = False
 
@@ -132,6 +141,15 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             raise StopIteration  # end of a finite input, or a requested stop: an orderly end
         batch = self.reader.take(self.partition)
         now = self.clock()
+        requests = self.requests.take(self.partition) if self.requests is not None else None
+        if requests is not None and (requests.offsets or requests.errors):
+            if batch is None:
+                batch = RawBatch(self.topic, self.partition)
+            batch.requests_source = self.requests_topic or ""
+            batch.requests = list(zip(requests.offsets, requests.values, strict=True))
+            batch.requests += [(offset, None) for offset, _ in requests.errors]  # a consumer error: refused as empty
+            if requests.offsets:
+                self.next_request = requests.offsets[-1] + 1
         if batch is None:
             if now - self.last_emit >= self.heartbeat_ms:
                 self.last_emit = now
@@ -145,16 +163,18 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self.last_emit = now
         return [batch]
 
-    def snapshot(self) -> int:
-        return self.next_offset
+    def snapshot(self) -> Any:
+        return self.next_offset if self.requests is None else (self.next_offset, self.next_request)
 
     def close(self) -> None:
         with _READERS_LOCK:
             if self.reader.remove(self.partition):
                 _READERS.pop(self.reader_key, None)
+            if self.requests is not None and self.requests.remove(self.partition):
+                _READERS.pop(self.requests_key, None)
 
 
-class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
+class InteractionsSource(FixedPartitionedSource[RawBatch, Any]):
     """Every partition of one topic, as :class:`RawBatch` items.
 
     ``tail=False`` stops at the end of each partition (backfill); ``tail=True`` follows
@@ -163,22 +183,30 @@ class InteractionsSource(FixedPartitionedSource[RawBatch, int]):
 
     def __init__(self, bootstrap: str, topic: str, tail: bool = True,
                  start: Literal["beginning", "end"] = "beginning", batch_size: int = 2000,
-                 heartbeat_ms: int = 1000, clock: Callable[[], int] = wall_ms, stop: threading.Event | None = None):
+                 heartbeat_ms: int = 1000, clock: Callable[[], int] = wall_ms, stop: threading.Event | None = None,
+                 requests_topic: str | None = None):
         self.bootstrap, self.topic, self.tail, self.start = bootstrap, topic, tail, start
+        self.requests_topic = requests_topic  # slates: its partition p is read with the events' partition p
         self.batch_size, self.heartbeat_ms, self.clock, self.stop = batch_size, heartbeat_ms, clock, stop
         self.partitions = partition_count(bootstrap, topic)
 
     def list_parts(self) -> list[str]:
         return [str(p) for p in range(self.partitions)]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
-        start = resume_state
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _KafkaPartition:
+        p = int(for_part)
+        requests_start = OFFSET_BEGINNING
+        if isinstance(resume_state, tuple):
+            start, requests_start = resume_state
+        else:
+            start = resume_state
         if start is None:
             # "end": where the partition really ends now (the embedded broker reports less; broker/offsets.py)
-            start = OFFSET_BEGINNING if self.start == "beginning" else topic_ends(self.bootstrap, self.topic,
-                                                                                   [int(for_part)])[int(for_part)]
-        return _KafkaPartition(self.bootstrap, self.topic, int(for_part), start, self.tail, self.batch_size,
-                               self.heartbeat_ms, self.clock, self.stop)
+            start = OFFSET_BEGINNING if self.start == "beginning" else topic_ends(self.bootstrap, self.topic, [p])[p]
+            if self.requests_topic is not None and self.start == "end":
+                requests_start = topic_ends(self.bootstrap, self.requests_topic, [p])[p]
+        return _KafkaPartition(self.bootstrap, self.topic, p, start, self.tail, self.batch_size,
+                               self.heartbeat_ms, self.clock, self.stop, self.requests_topic, requests_start)
 
 
 class _KafkaRecordsPartition(StatefulSinkPartition[list[Record], None]):

@@ -45,6 +45,7 @@ class EntryNeeds:
     vectors: bool = True  # point-in-time vectors at all (scoring, examples, event features); without, only counts
     history: bool = False  # a view's user history: recent items, category counts (training examples)
     slate_k: int = 0  # slates of this many items at every session start (0: no slates)
+    slate_max_k: int = 0  # the largest k a slate request may ask for (the catalog's size)
 
     @property
     def vectors_for(self) -> str:
@@ -68,7 +69,8 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
                 needs = self.needs
                 state = self.states[batch.partition] = PartitionState(
                     self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
-                    needs.want_contexts, needs.vectors, self.follow_wall_clock, needs.history, needs.slate_k)
+                    needs.want_contexts, needs.vectors, self.follow_wall_clock, needs.history, needs.slate_k,
+                    needs.slate_max_k)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -124,7 +126,7 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
             # this run's outputs decide, not the snapshot's (a state that computes vectors keeps doing so)
             state.views_only, state.keep_events, state.want_contexts = (
                 self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
-            state.slate_k = self.needs.slate_k
+            state.slate_k, state.slate_max_k = self.needs.slate_k, self.needs.slate_max_k
             state.follow_wall_clock = self.follow_wall_clock
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe, self.follow_wall_clock)

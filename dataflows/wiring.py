@@ -184,7 +184,8 @@ def load_slates(config: FlowConfig, scorer: Any | None, bootstrap: str | None) -
     return ranker
 
 
-def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool = False) -> EntryNeeds:
+def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool = False,
+                catalog_size: int = 0) -> EntryNeeds:
     """What the entries must carry for this run's outputs (the rest is freed in the partition stage).
 
     Without a model, examples and event features, no output reads a point-in-time vector: the
@@ -193,7 +194,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool 
     waiting for item windows.
 
     >>> entry_needs(FlowConfig(model=None), scoring=False, recovery=False)
-    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False, slate_k=0)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False, slate_k=0, slate_max_k=0)
     >>> entry_needs(FlowConfig(model=None), scoring=True, recovery=False).vectors_for
     'views'
     """
@@ -202,7 +203,8 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool 
     return EntryNeeds(views_only=not event_features, keep_events=event_features or examples,
                       want_contexts=scoring or examples or recovery,
                       vectors=scoring or examples or event_features or recovery,
-                      history=examples or event_features or slates, slate_k=config.slate_k if slates else 0)
+                      history=examples or event_features or slates, slate_k=config.slate_k if slates else 0,
+                      slate_max_k=catalog_size if slates else 0)
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
@@ -215,22 +217,24 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     if reason is not None:
         print(f"features: the hot path runs as plain Python, ~1.4x slower: {reason}", file=sys.stderr)
     topics = config.topics
+    if recovery is None:
+        recovery = recovery_requested(sys.argv)
+    scorer = load_scorer(config)
+    ranker = load_slates(config, scorer, bootstrap)
+    needs = entry_needs(config, scoring=scorer is not None, recovery=recovery, slates=ranker is not None,
+                        catalog_size=ranker.catalog_size() if ranker is not None else 0)
     if config.input == "kafka":
         if bootstrap is None:
             msg = "the kafka input needs a broker address"
             raise ValueError(msg)
         raw: Any = InteractionsSource(bootstrap, topics.interactions, tail=not config.backfill,
                                       start=config.start, batch_size=config.batch_size,
-                                      heartbeat_ms=config.heartbeat_ms, stop=STOP)
+                                      heartbeat_ms=config.heartbeat_ms, stop=STOP,
+                                      requests_topic=topics.requests if ranker is not None else None)
         partitions = raw.partitions
     else:
         raw = JsonlSource(config.input, config.virtual_partitions, config.batch_size)
         partitions = config.virtual_partitions
-    if recovery is None:
-        recovery = recovery_requested(sys.argv)
-    scorer = load_scorer(config)
-    ranker = load_slates(config, scorer, bootstrap)
-    needs = entry_needs(config, scoring=scorer is not None, recovery=recovery, slates=ranker is not None)
     ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval), recovery, needs)
 
     def observe_partition(state: PartitionState) -> None:

@@ -135,6 +135,22 @@ class ArrivalTable(TileTable):
         self._trim(e)
         return vec
 
+    def peek(self, key: str) -> tuple[int, int]:
+        """``(vector, as of)``: the entity's counts as of its newest event, that event included; ``(0, 0)`` if unknown.
+
+        Nothing is counted; the entity's totals are brought to its newest event's sawtooth
+        starts, as its next event would do anyway.
+        """
+        e: ArrivalEntity | None = self.entities.get(key)  # type: ignore[assignment]  # this table's entities
+        if e is None:
+            return 0, 0
+        newest = e.max_ts
+        if not newest < e.fast_until:
+            total, hidden = self.sync(e, e.total + e.hidden, newest - self.lateness_ms, newest)
+            e.total, e.hidden = total - hidden, hidden
+            e.fast_until = self._starts_until(newest)
+        return e.total, newest
+
     def _add_earlier(self, key: str, e: TileEntity, ws: int, inc: int) -> None:
         """Count ``inc`` into window ``ws``, earlier than the current one (a tile, made if new)."""
         j = _find_window(e, ws)

@@ -28,6 +28,7 @@ from mypy_extensions import mypyc_attr
 from events.schema import (CATEGORIES, EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
                            K_PRICE, K_SESSION_ID, K_TS, K_USER_ID, K_VIEW_ID, check)
 from features.config import FeaturesConfig
+from events.requests import check_request
 from features.records import Record, dead_letter, window_record
 from features.tiles import GROUP_BITS, unpack_window
 from features.user_history import UserHistory
@@ -59,10 +60,11 @@ class SlateRequest:
     """
 
     __slots__ = ("request_id", "user_id", "ts", "k", "device", "country", "source", "user_vec", "cat_vecs",
-                 "recent", "purchased")
+                 "recent", "purchased", "features_as_of")
 
     def __init__(self, request_id: str, user_id: str, ts: int, k: int, device: str, country: str, source: str,
-                 user_vec: int, cat_vecs: tuple[int, ...], recent: tuple[str, ...], purchased: tuple[str, ...]):
+                 user_vec: int, cat_vecs: tuple[int, ...], recent: tuple[str, ...], purchased: tuple[str, ...],
+                 features_as_of: int):
         self.request_id = request_id  # the session id of a session start, or the caller's id
         self.user_id = user_id
         self.ts = ts  # event time of the request, epoch ms: the user's counts are as of it
@@ -74,10 +76,13 @@ class SlateRequest:
         self.cat_vecs = cat_vecs  # per category of CATEGORIES, the user x category packed counts
         self.recent = recent  # recent items, most recent first (features/user_history.py)
         self.purchased = purchased  # items bought in the purchase window before ts: left out of the slate
+        # the user's counts are as of this event time: ts at a session start; for a request, the
+        # user's newest event read before it (0: none)
+        self.features_as_of = features_as_of
 
     def fields(self) -> tuple[Any, ...]:
         return (self.request_id, self.user_id, self.ts, self.k, self.device, self.country, self.source, self.user_vec,
-                self.cat_vecs, self.recent, self.purchased)
+                self.cat_vecs, self.recent, self.purchased, self.features_as_of)
 
     def __reduce__(self) -> tuple[type[SlateRequest], tuple[Any, ...]]:
         return SlateRequest, self.fields()
@@ -130,6 +135,8 @@ class RawBatch:
     wall_ms: int = 0  # wall clock at read time, for the idle watermark
     errors: list[tuple[int, str]] = field(default_factory=list)  # (offset, message) consumer errors
     eof: bool = False  # the partition is finished (finite input)
+    requests_source: str = ""  # the requests topic (slates), when it is read beside the events
+    requests: list[tuple[int, bytes | None]] = field(default_factory=list)  # (offset, value) slate requests
 
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
@@ -202,7 +209,7 @@ class PartitionState:
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
                  views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
                  vectors: bool = True, follow_wall_clock: bool = True, want_history: bool = False,
-                 slate_k: int = 0):
+                 slate_k: int = 0, slate_max_k: int = 0):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -246,6 +253,7 @@ class PartitionState:
         # Slates at session starts (slate_k > 0 items each); they need the history too.
         self.slate_k = slate_k
         self.sent_slate_floor = NEG_INF  # the floor last sent to the slate stage
+        self.slate_max_k = slate_max_k  # the largest k a request may ask for (the catalog's size)
         if slate_k and self.history is None:
             msg = "slates need the user history (slate_k > 0 with want_history=False)"
             raise ValueError(msg)
@@ -269,11 +277,12 @@ class PartitionState:
     )
 
     def __reduce__(self) -> tuple[type[PartitionState],
-                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool, int],
+                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool, int, int],
                                   dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
-                self.users is not None, self.follow_wall_clock, self.history is not None, self.slate_k)
+                self.users is not None, self.follow_wall_clock, self.history is not None, self.slate_k,
+                self.slate_max_k)
         return PartitionState, args, {
             "format": SNAPSHOT_FORMAT, **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
@@ -415,6 +424,8 @@ class PartitionState:
             self.last_event_wall = wall
         self._advance_idle(wall, batch.eof)
         self._expire(records)
+        if batch.requests and slate_k:  # after the batch's events: a request sees the user's state as read so far
+            self._explicit_requests(batch, records, slate_requests)
         out: list[ToItems | Records | FollowUps | SlateRequests] = []
         for shard, events in enumerate(chunks):
             if events or self.sent_watermark[shard] != self.watermark:
@@ -450,6 +461,41 @@ class PartitionState:
         self.category_slots[category] = slot
         return slot
 
+    def _explicit_requests(self, batch: RawBatch, records: list[Record], out: list[SlateRequest]) -> None:
+        """Requests read from the requests topic: refused with a reason, or answered with the user's state now.
+
+        The user's counts are those of its events read so far, as of its newest event (the
+        request's ``features_as_of``); a user with no events here gets empty counts.
+        """
+        users, history = self.users, self.history
+        assert users is not None and history is not None  # slates need both
+        source = batch.requests_source
+        for offset, raw in batch.requests:
+            try:
+                request = orjson.loads(raw)  # type: ignore[arg-type]  # None raises TypeError, handled below
+            except (orjson.JSONDecodeError, TypeError) as e:
+                self._dead(records, "unparseable", "slate_request", "empty message value" if not raw else
+                           f"invalid JSON: {e}", source, offset, raw)
+                continue
+            rejection = check_request(request)
+            if rejection is not None:
+                self._dead(records, rejection.reason, "slate_request", rejection.detail, source, offset, raw)
+                continue
+            k: int = request.get("k", self.slate_k)
+            if not 1 <= k <= self.slate_max_k:
+                self._dead(records, "k_out_of_range", "slate_request",
+                           f"k {k} is not between 1 and the catalog's {self.slate_max_k} items", source, offset, raw)
+                continue
+            user_id: str = request["user_id"]
+            context: dict[str, Any] = request.get("context") or {}
+            vec, as_of = users.peek(user_id)
+            slots = self.category_slots
+            cat_vecs = tuple(users.slot_vector(vec, slots[c]) if c in slots else 0 for c in CATEGORIES)
+            t: int = request["ts"]
+            out.append(SlateRequest(request["request_id"], user_id, t, k, context.get("device", ""),
+                                    context.get("country", ""), "request", vec & users.mask, cat_vecs,
+                                    history.recent(user_id, as_of), history.purchased(user_id, t), as_of))
+
     def _session_slate(self, event: dict[str, Any], vec: int, history: UserHistory) -> SlateRequest:
         """The slate request of a session's first event, with the user's state before it is counted."""
         users = self.users
@@ -460,7 +506,7 @@ class PartitionState:
         cat_vecs = tuple(users.slot_vector(vec, slots[c]) if c in slots else 0 for c in CATEGORIES)
         return SlateRequest(event[K_SESSION_ID], user_id, t, self.slate_k, event[K_DEVICE], event[K_COUNTRY],
                             "session_start", vec & users.mask, cat_vecs, history.recent(user_id, t),
-                            history.purchased(user_id, t))
+                            history.purchased(user_id, t), t)
 
     def _category_counts(self, vec: int) -> tuple[tuple[int, int, int, int], ...]:
         """Per category of CATEGORIES, the counts of the longest horizon in the user's vector ``vec``."""

@@ -81,6 +81,11 @@ class SlateRanker:
     def _item_vec(self, items: ClosedWindowTable, item_id: str, t: int, cut: int) -> int:
         return items.query(item_id, t, cut) if item_id in items.entities else 0
 
+    def _context(self, r: SlateRequest) -> tuple[str, str]:
+        """(country, device) of a request: its own, else the user's profile (a request may leave them out)."""
+        profile = self.users.get(r.user_id, {})
+        return r.country or profile.get("country", ""), r.device or profile.get("device", "")
+
     def _embed(self, requests: list[SlateRequest]) -> np.ndarray:
         """(B, D) user embeddings, through a batch padded to a multiple of PAD_ROWS."""
         cfg = self.retriever.config
@@ -96,8 +101,9 @@ class SlateRanker:
         group = (1 << GROUP_BITS) - 1
         for n, r in enumerate(requests):
             profile = self.users[r.user_id]
+            country, device = self._context(r)
             cols[:, n] = (hashed(r.user_id, cfg.user_buckets), profile["age"], gender_index[profile["gender"]],
-                          country_index.get(r.country, 0), device_index.get(r.device, 0), (r.ts // 3_600_000) % 24, 0)
+                          country_index.get(country, 0), device_index.get(device, 0), (r.ts // 3_600_000) % 24, 0)
             rows = [self.item_row[i] for i in r.recent if i in self.item_row][:20]
             recent[n, :len(rows)] = self.item_buckets[rows]
             counts[n] = unpack([v >> shift & group for v in r.cat_vecs], 1)
@@ -145,8 +151,7 @@ class SlateRanker:
                 item_id = self.retriever.item_ids[i]
                 c = int(self.retriever.category[i])
                 vecs += [r.user_vec, self._item_vec(items, item_id, r.ts, cut), r.cat_vecs[c]]
-                ctx.append((r.user_id, item_id, CATEGORIES[c], r.country, r.device, r.ts,
-                            float(self.retriever.price[i])))
+                ctx.append((r.user_id, item_id, CATEGORIES[c], *self._context(r), r.ts, float(self.retriever.price[i])))
         g = self.settings.n_groups
         counts = unpack(vecs, g).reshape(len(ctx), 3 * 4 * g)
         user_ids, item_ids, categories, countries, devices, ts, prices = zip(*ctx, strict=True)
@@ -168,6 +173,6 @@ class SlateRanker:
             "slate": [{"item_id": item, "rank": n + 1, "retrieval_score": rs, "score": s}
                       for n, (item, rs, s) in enumerate(slate)],
             "retrieval_model": self.retriever.version, "ranking_model": self.ranking_version,
-            "features_as_of": r.ts, "item_features_as_of": cut,
+            "features_as_of": r.features_as_of, "item_features_as_of": cut,
         }
         return ("recommendations", r.user_id.encode(), orjson.dumps(value))

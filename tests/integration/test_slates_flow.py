@@ -109,8 +109,16 @@ def slate_env(kafka_env, topics, models) -> dict[str, str]:
 
 def slate_topics(make_topics) -> dict[str, str]:
     topics = topic_set(make_topics)
-    users, recommendations = make_topics("users", "recommendations", partitions=4)
-    return {**topics, "users": users, "recommendations": recommendations}
+    users, recommendations, requests = make_topics("users", "recommendations", "requests", partitions=4)
+    return {**topics, "users": users, "recommendations": recommendations, "requests": requests}
+
+
+def produce_requests(bootstrap: str, topic: str, requests: list[tuple[str, bytes]]) -> None:
+    """Requests keyed by user, in the partition of the user's events."""
+    producer_ = Producer({"bootstrap.servers": bootstrap})
+    for user, value in requests:
+        producer_.produce(topic, value, user.encode(), partition=partition_for(user.encode(), 4))
+    assert producer_.flush(30) == 0
 
 
 def test_live_slates_equal_the_offline_ones_and_a_replay_writes_the_same(models, expected, kafka_bootstrap, kafka_env,
@@ -123,14 +131,45 @@ def test_live_slates_equal_the_offline_ones_and_a_replay_writes_the_same(models,
     try:
         wait_for(lambda: count(kafka_bootstrap, topics["recommendations"]) >= len(expected), 120,
                  f"{len(expected)} slates from the live flow")
+        written = [r.value for r in read_topic(kafka_bootstrap, topics["recommendations"])]
+        # explicit requests to the running flow, once it has read every event: answered, or refused with a reason
+        known = min(v["user_id"] for s in expected if not (v := orjson.loads(s))["cold_start"])
+        ts = max(orjson.loads(v)["ts"] for v in expected)
+        good = {"schema_version": 1, "request_id": "r-known", "user_id": known, "ts": ts, "k": 5,
+                "context": {"device": "desktop"}}
+        produce_requests(kafka_bootstrap, topics["requests"], [
+            (known, orjson.dumps(good)),
+            (UNKNOWN + "2", orjson.dumps({**good, "request_id": "r-new", "user_id": UNKNOWN + "2"})),
+            (known, orjson.dumps({**good, "request_id": "r-zero", "k": 0})),
+            (known, orjson.dumps({**good, "request_id": "r-huge", "k": 10**6})),
+            (known, b'{"request_id": '), (known, orjson.dumps({**good, "ts": "yesterday"}))])
+
+        def answered() -> dict[str, dict]:
+            return {v["request_id"]: v for r in read_topic(kafka_bootstrap, topics["recommendations"])
+                    if (v := orjson.loads(r.value))["source"] == "request"}
+
+        wait_for(lambda: len(answered()) == 2 and count(kafka_bootstrap, topics["dead_letters"]) >= 4,
+                 60, "two slates and four refusals")
     finally:
         assert stop(live, signal.SIGINT) == 0, (tmp_path / "live.log").read_text()[-2000:]
-    written = [r.value for r in read_topic(kafka_bootstrap, topics["recommendations"])]
     assert set(written) == expected and len(written) == len(expected)
+    slates = answered()
+    assert slates.keys() == {"r-known", "r-new"}
+    assert len(slates["r-known"]["slate"]) == 5 and not slates["r-known"]["cold_start"]
+    newest = max(e["ts"] for line in models["stream"].read_bytes().splitlines()
+                 if (e := orjson.loads(line))["user_id"] == known)
+    assert slates["r-known"]["features_as_of"] == newest  # the user's counts as of its newest event
+    assert slates["r-new"]["cold_start"] and len(slates["r-new"]["slate"]) == 5
+    refused = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topics["dead_letters"])]
+    refused = [d for d in refused if d["stage"] == "slate_request"]
+    assert sorted(d["reason"] for d in refused) == ["k_out_of_range", "k_out_of_range", "schema", "unparseable"]
+    assert all(d["source"]["topic"] == topics["requests"] for d in refused)
+
     # a replay (a backfill of the same topic into a fresh output topic) writes the same bytes
     again = make_topics("recommendations-again")[0]
     run_features({**env, "TOPIC_RECOMMENDATIONS": again}, "--backfill", "--examples-out", "none")
-    replayed = [r.value for r in read_topic(kafka_bootstrap, again)]
+    # (answers to explicit requests depend on how far the events were read when they came: left out)
+    replayed = [v for r in read_topic(kafka_bootstrap, again) if orjson.loads(v := r.value)["source"] == "session_start"]
     assert sorted(replayed) == sorted(written), _debug_diff(replayed, written)
 
 
