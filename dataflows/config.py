@@ -40,7 +40,7 @@ _FEATURES = FeaturesConfig()
 #: FlowConfig fields in seconds -> the FeaturesConfig fields they set, in milliseconds
 SECONDS_TO_MS = {"window_s": "window_ms", "lateness_s": "allowed_lateness_ms", "idle_timeout_s": "idle_timeout_ms",
                  "item_delay_s": "item_delay_ms", "dedup_horizon_s": "dedup_horizon_ms",
-                 "label_horizon_s": "label_horizon_ms"}
+                 "label_horizon_s": "label_horizon_ms", "exclude_purchased_s": "purchase_window_ms"}
 
 
 def _seconds(ms: int) -> float:
@@ -64,6 +64,10 @@ class FlowConfig:
                                    f"{DEFAULT_RETRIEVER_PATH}); slates are made when it and the DLRM are there")
     slate_k: int = option(10, "items per slate")
     slate_candidates: int = option(100, "items retrieved and ranked per slate")
+    slates_for: Literal["both", "session-starts", "requests"] = option(
+        "both", "what gets a slate: every session start in interactions, every record of the requests topic, or both")
+    exclude_purchased_s: float = option(_seconds(_FEATURES.purchase_window_ms),
+                                        "slates leave out items the user bought this many seconds before")
     virtual_partitions: int = option(4, "partitions a JSONL input is split into, as the topic would be")
     batch_size: int = option(2000, "records per source poll")
     progress_interval: float = option(10.0, "seconds between progress lines")

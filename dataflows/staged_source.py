@@ -46,6 +46,7 @@ class EntryNeeds:
     history: bool = False  # a view's user history: recent items, category counts (training examples)
     slate_k: int = 0  # slates of this many items at every session start (0: no slates)
     slate_max_k: int = 0  # the largest k a slate request may ask for (the catalog's size)
+    session_slates: bool = True  # slates at session starts (with slate_k > 0); else for explicit requests only
 
     @property
     def vectors_for(self) -> str:
@@ -70,7 +71,7 @@ class _StagedPartition(StatefulSourcePartition[StageOutput, Snapshot]):
                 state = self.states[batch.partition] = PartitionState(
                     self.config, batch.partition, self.want_follow_ups, needs.views_only, needs.keep_events,
                     needs.want_contexts, needs.vectors, self.follow_wall_clock, needs.history, needs.slate_k,
-                    needs.slate_max_k)
+                    needs.slate_max_k, needs.session_slates)
             out.extend(state.process(batch))
             self.observe(state)
         return out
@@ -127,6 +128,7 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
             state.views_only, state.keep_events, state.want_contexts = (
                 self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)
             state.slate_k, state.slate_max_k = self.needs.slate_k, self.needs.slate_max_k
+            state.session_slates = self.needs.session_slates
             state.follow_wall_clock = self.follow_wall_clock
         return _StagedPartition(raw, self.config, self.want_follow_ups, self.needs, restored, self.snapshot_states,
                                 self.observe, self.follow_wall_clock)

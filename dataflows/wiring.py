@@ -179,7 +179,9 @@ def load_slates(config: FlowConfig, scorer: Any | None, bootstrap: str | None) -
     ranker = SlateRanker(retriever, scorer.score, scorer.version, users,
                          SlateSettings(config.slate_candidates, len(config.features.horizons),
                                        config.features.item_delay_ms))
-    print(f"features: slates of {config.slate_k} at every session start to {config.topics.recommendations}, "
+    triggers = {"both": f"every session start and request ({config.topics.requests})",
+                "session-starts": "every session start", "requests": f"every request ({config.topics.requests})"}
+    print(f"features: slates of {config.slate_k} for {triggers[config.slates_for]} to {config.topics.recommendations}, "
           f"retriever {path} (version {retriever.version}), {len(users):,} user profiles", file=sys.stderr)
     return ranker
 
@@ -194,7 +196,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool 
     waiting for item windows.
 
     >>> entry_needs(FlowConfig(model=None), scoring=False, recovery=False)
-    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False, slate_k=0, slate_max_k=0)
+    EntryNeeds(views_only=True, keep_events=False, want_contexts=False, vectors=False, history=False, slate_k=0, slate_max_k=0, session_slates=True)
     >>> entry_needs(FlowConfig(model=None), scoring=True, recovery=False).vectors_for
     'views'
     """
@@ -204,7 +206,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool 
                       want_contexts=scoring or examples or recovery,
                       vectors=scoring or examples or event_features or recovery,
                       history=examples or event_features or slates, slate_k=config.slate_k if slates else 0,
-                      slate_max_k=catalog_size if slates else 0)
+                      slate_max_k=catalog_size if slates else 0, session_slates=config.slates_for != "requests")
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
@@ -230,7 +232,8 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         raw: Any = InteractionsSource(bootstrap, topics.interactions, tail=not config.backfill,
                                       start=config.start, batch_size=config.batch_size,
                                       heartbeat_ms=config.heartbeat_ms, stop=STOP,
-                                      requests_topic=topics.requests if ranker is not None else None)
+                                      requests_topic=topics.requests if ranker is not None
+                                      and config.slates_for != "session-starts" else None)
         partitions = raw.partitions
     else:
         raw = JsonlSource(config.input, config.virtual_partitions, config.batch_size)

@@ -8,8 +8,9 @@
 4. a DLRM is trained on them, 5. evaluated against baselines and the generator's oracle;
 6. a Two-Tower retriever is trained on the same examples and the profiles the producer
    published, 7. evaluated against popularity baselines and the generator's oracle retriever;
-8. the features flow starts live with the model, the producer streams at ``--rate`` for
-   ``--live-seconds``, and a few user/item window, score and dead-letter records are shown.
+8. the features flow starts live with both models, the producer streams at ``--rate`` for
+   ``--live-seconds``, and a few user/item window, score, slate and dead-letter records are
+   shown (a slate at every session start: docs/slates.md).
 
 Every step is an ordinary command, printed before it runs, so it can be rerun by hand.
 The embedded broker is left running at the end so the topics can be inspected.
@@ -239,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                  str(cfg.retriever_path), "--generator-seed", str(cfg.seed), "--map-points", "2000",
                  "--out", str(cfg.reports_dir)), env)
 
-    step(8, f"live: the features flow with the model, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
+    step(8, f"live: the features flow with both models, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
     history = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["messages"]
-    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "2")
+    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--retriever", str(cfg.retriever_path),
+                        "--progress-interval", "2")
     print(f"$ {shown(flow_cmd)}   (in the background)", flush=True)
     flow = FlowWatcher(flow_cmd, env)
     try:
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     show(bootstrap, topics.user_features, "user windows", 2, newest=True)
     show(bootstrap, topics.item_features, "item windows", 2, newest=True)
     show(bootstrap, topics.scores, "scores", 3, newest=True)
+    show(bootstrap, topics.recommendations, "slates", 2, newest=True)
     show(bootstrap, topics.dead_letters, "dead letters", 2, newest=True)
     report = cfg.reports_dir / "evaluation.json"
     if report.exists():
@@ -269,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         retrieval_summary(retrieval)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Inspect the topics, e.g.:\n"
           f"   python -m broker.console {topics.scores} --from-beginning --max-messages 5 --print-key\n"
+          f"   python -m broker.console {topics.recommendations} --from-beginning --max-messages 2 --print-key\n"
           f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.")
     return 0
 

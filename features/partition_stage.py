@@ -209,7 +209,7 @@ class PartitionState:
     def __init__(self, config: FeaturesConfig, partition: int, want_follow_ups: bool = False,
                  views_only: bool = False, keep_events: bool = True, want_contexts: bool = True,
                  vectors: bool = True, follow_wall_clock: bool = True, want_history: bool = False,
-                 slate_k: int = 0, slate_max_k: int = 0):
+                 slate_k: int = 0, slate_max_k: int = 0, session_slates: bool = True):
         self.config = config
         self.partition = partition
         self.want_follow_ups = want_follow_ups
@@ -254,6 +254,7 @@ class PartitionState:
         self.slate_k = slate_k
         self.sent_slate_floor = NEG_INF  # the floor last sent to the slate stage
         self.slate_max_k = slate_max_k  # the largest k a request may ask for (the catalog's size)
+        self.session_slates = session_slates  # a slate at every session start (else only for explicit requests)
         if slate_k and self.history is None:
             msg = "slates need the user history (slate_k > 0 with want_history=False)"
             raise ValueError(msg)
@@ -277,12 +278,12 @@ class PartitionState:
     )
 
     def __reduce__(self) -> tuple[type[PartitionState],
-                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool, int, int],
+                                  tuple[FeaturesConfig, int, bool, bool, bool, bool, bool, bool, bool, int, int, bool],
                                   dict[str, Any]]:
         # Explicit: compiled (events/native.py), the class has no __dict__ and is built through __init__.
         args = (self.config, self.partition, self.want_follow_ups, self.views_only, self.keep_events, self.want_contexts,
                 self.users is not None, self.follow_wall_clock, self.history is not None, self.slate_k,
-                self.slate_max_k)
+                self.slate_max_k, self.session_slates)
         return PartitionState, args, {
             "format": SNAPSHOT_FORMAT, **{name: getattr(self, name) for name in self.SNAPSHOT_FIELDS}}
 
@@ -325,6 +326,7 @@ class PartitionState:
         views_only, keep_events, want_contexts = self.views_only, self.keep_events, self.want_contexts
         history = self.history
         slate_k = self.slate_k
+        session_slates = slate_k > 0 and self.session_slates
         slate_requests: list[SlateRequest] = []
         source, wall = batch.source, batch.wall_ms
         future_limit = wall + cfg.max_future_ms
@@ -396,7 +398,7 @@ class PartitionState:
             kept = event if keep_events else None
             seen_before: History | None = None
             if history is not None:
-                if slate_k and history.new_session(user_id, event[K_SESSION_ID], t):
+                if session_slates and history.new_session(user_id, event[K_SESSION_ID], t):
                     slate_requests.append(self._session_slate(event, vec, history))
                 if k <= 1:  # views and clicks make the history; views read it
                     if not k:

@@ -18,6 +18,7 @@ version, or whose embeddings do not fit its catalog, fails at load with the diff
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,9 @@ class RetrievalArtifact:
     train_config: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
 
-    @property
+    @cached_property
     def version(self) -> str:
+        """The weights' content hash (computed once: it reads every weight)."""
         return weights_version(self.state_dict)
 
     def build_model(self) -> TwoTower:

@@ -69,6 +69,9 @@ class SlateRanker:
         self.index = ItemIndex(retriever.embeddings, retriever.item_ids)
         self.item_row = {item: n for n, item in enumerate(retriever.item_ids)}
         self.item_buckets = np.array([hashed(i, retriever.config.item_buckets) for i in retriever.item_ids])
+        self.category: list[int] = retriever.category.tolist()  # per catalog row, as Python ints for the loops
+        self.price: list[float] = retriever.price.tolist()
+        self.retrieval_version = retriever.version
         self.score, self.ranking_version = score, ranking_model_version
         self.users = users
         self.settings = settings or SlateSettings()
@@ -146,12 +149,13 @@ class SlateRanker:
                                if i >= 0 and self.retriever.item_ids[i] not in bought][:m])
         # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category
         vecs, ctx = [], []
+        item_ids, category, price = self.retriever.item_ids, self.category, self.price
         for (r, cut), cands in zip(ready, candidates, strict=True):
+            country, device = self._context(r)
             for i, _ in cands:
-                item_id = self.retriever.item_ids[i]
-                c = int(self.retriever.category[i])
+                item_id, c = item_ids[i], category[i]
                 vecs += [r.user_vec, self._item_vec(items, item_id, r.ts, cut), r.cat_vecs[c]]
-                ctx.append((r.user_id, item_id, CATEGORIES[c], *self._context(r), r.ts, float(self.retriever.price[i])))
+                ctx.append((r.user_id, item_id, CATEGORIES[c], country, device, r.ts, price[i]))
         g = self.settings.n_groups
         counts = unpack(vecs, g).reshape(len(ctx), 3 * 4 * g)
         user_ids, item_ids, categories, countries, devices, ts, prices = zip(*ctx, strict=True)
@@ -172,7 +176,7 @@ class SlateRanker:
             "cold_start": cold_start,
             "slate": [{"item_id": item, "rank": n + 1, "retrieval_score": rs, "score": s}
                       for n, (item, rs, s) in enumerate(slate)],
-            "retrieval_model": self.retriever.version, "ranking_model": self.ranking_version,
+            "retrieval_model": self.retrieval_version, "ranking_model": self.ranking_version,
             "features_as_of": r.features_as_of, "item_features_as_of": cut,
         }
         return ("recommendations", r.user_id.encode(), orjson.dumps(value))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -98,7 +100,7 @@ def test_the_artifact_round_trips_and_refuses_what_does_not_fit(planted, tmp_pat
     with pytest.raises(ArtifactError, match="not the artifact's"):
         require_catalog(loaded, loaded.item_ids[:-1] + ["i999"], "items.jsonl")
     broken = tmp_path / "broken.pt"
-    save_retrieval_artifact(type(artifact)(**{**artifact.__dict__, "embeddings": artifact.embeddings[:10]}), broken)
+    save_retrieval_artifact(dataclasses.replace(artifact, embeddings=artifact.embeddings[:10]), broken)
     with pytest.raises(ArtifactError, match=r"embeddings \(10, 64\) for 80 items"):
         load_retrieval_artifact(broken)
     (tmp_path / "garbage.pt").write_bytes(b"not a model")
