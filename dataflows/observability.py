@@ -11,6 +11,7 @@ to Bytewax's own metrics:
 ``recstream_windows_total``         closed windows emitted, by ``entity`` (user, item)
 ``recstream_vectors_total``         point-in-time vectors completed
 ``recstream_scores_total``          views scored
+``recstream_slates_total``          slates written, by ``kind`` (all, cold_start, no_profile)
 ``recstream_entities``              entities in state, by ``kind`` (user, item)
 ``recstream_watermark_ms``          watermark by input ``partition`` (epoch ms)
 ``recstream_waiting_events``        events waiting for item windows to close
@@ -37,6 +38,7 @@ DEAD_LETTERS = Counter("recstream_dead_letters", "refused input records", ["reas
 WINDOWS = Counter("recstream_windows", "closed tumbling windows emitted", ["entity"])
 VECTORS = Counter("recstream_vectors", "point-in-time vectors completed")
 SCORES = Counter("recstream_scores", "views scored")
+SLATES = Counter("recstream_slates", "slates written (cold_start, no_profile: of which)", ["kind"])
 ENTITIES = Gauge("recstream_entities", "entities in state", ["kind"])
 WATERMARK = Gauge("recstream_watermark_ms", "watermark by input partition (epoch ms)", ["partition"])
 WAITING = Gauge("recstream_waiting_events", "events waiting for item windows to close")
@@ -52,6 +54,7 @@ class FlowMonitor:
         self.shards: dict[int, ItemShardState] = {}
         self.seen: dict[tuple[str, int, str], int] = {}
         self.scored = 0
+        self.slates: dict[str, int] | None = None  # the slate ranker's counters, when the flow makes slates
         self.started = time.monotonic()
         self.first_input: float | None = None  # when the first record arrived
         self.last_log = self.started
@@ -89,6 +92,17 @@ class FlowMonitor:
         self.scored += n
         SCORES.inc(n)
 
+    def observe_slates(self, counters: dict[str, int]) -> None:
+        """The ranker's running counters (``slates``, ``cold_start``, ``no_profile``)."""
+        before = self.slates or {}
+        for name, value in counters.items():
+            SLATES.labels(kind="all" if name == "slates" else name).inc(value - before.get(name, 0))
+        self.slates = dict(counters)
+
+    def _slates_part(self) -> str:
+        s = self.slates
+        return "" if s is None else f", {s['slates']:,} slates ({s['cold_start']:,} cold start)"
+
     def totals(self) -> dict[str, int]:
         t: dict[str, int] = {"in": 0, "used": 0, "dead": 0, "user_windows": 0, "item_windows": 0, "vectors": 0}
         dead: dict[str, int] = {}
@@ -123,7 +137,8 @@ class FlowMonitor:
         return (
             f"features: {t['in']:,} in ({rate:,.0f}/s), {t['used']:,} used, {t['dead']:,} dead letters"
             f"{f' ({reasons})' if reasons else ''}, windows {t['user_windows']:,} user / {t['item_windows']:,} item, "
-            f"{t['vectors']:,} vectors, {t['scores']:,} scores, state {users:,} users / {items:,} items, "
+            f"{t['vectors']:,} vectors, {t['scores']:,} scores{self._slates_part()}, "
+            f"state {users:,} users / {items:,} items, "
             f"{waiting:,} waiting, watermark {watermark}"
         )
 
@@ -134,7 +149,7 @@ class FlowMonitor:
         return (
             f"features: done: {t['in']:,} records in {busy:.2f} s since the first one "
             f"({t['in'] / max(busy, 1e-9):,.0f}/s): {t['used']:,} used, {t['dead']:,} dead letters, "
-            f"{t['vectors']:,} vectors, {t['scores']:,} scores"
+            f"{t['vectors']:,} vectors, {t['scores']:,} scores{self._slates_part()}"
         )
 
     def maybe_log(self, force: bool = False) -> None:

@@ -150,7 +150,11 @@ class _SlateLogic(StatefulBatchLogic):
         for message in values:
             self.state.add(message)
         ready = self.state.take_ready()
-        return ([Records(self.ranker.rank(ready, self.state.items))] if ready else []), StatefulBatchLogic.RETAIN
+        if not ready:
+            return [], StatefulBatchLogic.RETAIN
+        records = self.ranker.rank(ready, self.state.items)
+        self.ctx.monitor.observe_slates(self.ranker.counters)
+        return [Records(records)], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         return pickle.dumps(self.state, protocol=5) if self.ctx.recovery else None
@@ -239,6 +243,8 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
         raw = JsonlSource(config.input, config.virtual_partitions, config.batch_size)
         partitions = config.virtual_partitions
     ctx = _Context(config, partitions, monitor or FlowMonitor(config.progress_interval), recovery, needs)
+    if ranker is not None:
+        ctx.monitor.observe_slates(ranker.counters)  # the progress line shows slates from the start
 
     def observe_partition(state: PartitionState) -> None:
         ctx.monitor.observe_partition(state)

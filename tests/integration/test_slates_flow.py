@@ -153,6 +153,8 @@ def test_live_slates_equal_the_offline_ones_and_a_replay_writes_the_same(models,
     finally:
         assert stop(live, signal.SIGINT) == 0, (tmp_path / "live.log").read_text()[-2000:]
     assert set(written) == expected and len(written) == len(expected)
+    cold = sum(orjson.loads(v)["cold_start"] for v in expected) + 1  # and r-new
+    assert f"{len(expected) + 2:,} slates ({cold:,} cold start)" in (tmp_path / "live.log").read_text().splitlines()[-1]
     slates = answered()
     assert slates.keys() == {"r-known", "r-new"}
     assert len(slates["r-known"]["slate"]) == 5 and not slates["r-known"]["cold_start"]
