@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap = resolve_bootstrap()
             ensure_topics(bootstrap, config.topics_to_create())
         monitor = FlowMonitor(config.progress_interval)
-        flow = build_flow(config, bootstrap, recovery=bool(run["recovery_directory"]), monitor=monitor)
+        flow = build_flow(config, bootstrap, recovery=bool(run["recovery_directory"]), monitor=monitor,
+                          resume_from=run["recovery_directory"])
     except (ValueError, BrokerUnreachable, FileNotFoundError, LookupError, ModelLoadError) as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -31,6 +31,22 @@ StageOutput = ToItems | Records | FollowUps | SlateRequests
 Snapshot = tuple[Any, bytes | None]
 
 
+def require_resumable(state: PartitionState, config: FeaturesConfig, needs: EntryNeeds) -> None:
+    """Raise (ValueError, naming what differs) when this run cannot continue from ``state``, a snapshot's."""
+    try:
+        config.require_same(state.config)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+    if needs.history and state.history is None:
+        msg = ("the recovery snapshot was taken by a run that kept no user history (no examples, no slates); "
+               "start this run without its recovery directory")
+        raise ValueError(msg)
+    if needs.vectors and not state.vectors:
+        msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
+               "start this run without its recovery directory")
+        raise ValueError(msg)
+
+
 @dataclass(frozen=True)
 class EntryNeeds:
     """What the flow's outputs read of an accepted event on its way through the stages.
@@ -115,15 +131,7 @@ class StagedSource(FixedPartitionedSource[StageOutput, Snapshot]):
         raw = self.raw.build_part(step_id, for_part, raw_resume)
         restored: dict[int, PartitionState] | None = pickle.loads(states) if states is not None else None
         for state in (restored or {}).values():
-            self.config.require_same(state.config)
-            if self.needs.history and state.history is None:
-                msg = ("the recovery snapshot was taken by a run that kept no user history (no examples); "
-                       "start this run without its recovery directory")
-                raise ValueError(msg)
-            if self.needs.vectors and not state.vectors:
-                msg = ("the recovery snapshot was taken by a run that computed no point-in-time vectors; "
-                       "start this run without its recovery directory")
-                raise ValueError(msg)
+            require_resumable(state, self.config, self.needs)
             # this run's outputs decide, not the snapshot's (a state that computes vectors keeps doing so)
             state.views_only, state.keep_events, state.want_contexts = (
                 self.needs.views_only, self.needs.keep_events, self.needs.want_contexts)

@@ -35,6 +35,7 @@ from dataflows.config import FlowConfig
 from dataflows.files import ExamplesSink, JsonlSource
 from dataflows.kafka_io import InteractionsSource, KafkaRecordsSink, destination_topics
 from dataflows.observability import FlowMonitor
+from dataflows.recovery_check import check_recovery
 from dataflows.routing import shard_keys
 from dataflows.staged_source import EntryNeeds, StagedSource
 from dataflows.stopping import STOP
@@ -214,7 +215,7 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool 
 
 
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
-               monitor: FlowMonitor | None = None) -> Dataflow:
+               monitor: FlowMonitor | None = None, resume_from: str | None = None) -> Dataflow:
     """Wire the features flow. ``bootstrap`` is needed when input or output is Kafka."""
     # Long-lived state leaves the cyclic collector's generations (see dataflows/gc_policy.py).
     gc_policy.configure()
@@ -229,6 +230,8 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     ranker = load_slates(config, scorer, bootstrap)
     needs = entry_needs(config, scoring=scorer is not None, recovery=recovery, slates=ranker is not None,
                         catalog_size=ranker.catalog_size() if ranker is not None else 0)
+    if resume_from:
+        check_recovery(resume_from, config.features, needs)  # one line now, not a panic in a worker
     if config.input == "kafka":
         if bootstrap is None:
             msg = "the kafka input needs a broker address"

@@ -74,6 +74,24 @@ def test_a_file_backfill_needs_no_broker(tmp_path):
     assert sum(1 for _ in open(tmp_path / "ex.jsonl")) == sum(b'"view"' in v for v in parts[0])
 
 
+def test_resuming_with_other_feature_settings_is_refused_in_one_line(tmp_path):
+    parts = make_log(22, n=300, partitions=1, t0=NOW_MS - 86_400_000, faults=False)
+    source = write_jsonl(tmp_path / "in.jsonl", parts[0])
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
+    env = {"PATH": "/usr/bin:/bin", "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "MODEL_PATH": "none"}
+    run = ("--backfill", "--input", str(source), "--output", "none", "--examples-out", str(tmp_path / "ex.jsonl"),
+           "-r", str(recovery), "-s", "1", "-b", "10")
+    assert features(*run, env=env).returncode == 0
+    done = features(*run, "--window-s", "30", env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "python -m dataflows.features: error: the recovery state was written with other feature settings "
+        "(window_ms); start with a fresh recovery directory (python -m bytewax.recovery DIR 1)"]
+    assert features(*run, env=env).returncode == 0  # the same settings resume
+
+
 def test_bytewax_run_with_the_module_flow_and_with_the_factory(kafka_bootstrap, kafka_env, make_topics, tmp_path):
     topics = topic_set(make_topics)
     parts = make_log(22, n=1500, partitions=4, t0=NOW_MS - 86_400_000, shared_clock=True, faults=False)
