@@ -15,7 +15,7 @@ Two reference loops (:func:`benchmarks.common.bare_loop`) run on the same topic 
 same run:
 
 * ``bare loop``: consume + orjson parse + count events per user in a dict, the same-run
-  baseline (the DESIGN.md anchor);
+  baseline;
 * ``floor``: consume + parse + validate with the event contract (:func:`events.schema.check`),
   keeping nothing: every conforming flow does at least this per event. The loop also
   reports the CPU time of its own thread per event, the floor of a flow's main thread; the
@@ -49,7 +49,7 @@ from benchmarks.common import (
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
 
-TARGET = 150_000.0  # events/s, one worker (issue target)
+TARGET = 150_000.0  # events/s, one worker (the project's target)
 
 
 def main(argv: list[str] | None = None) -> int:

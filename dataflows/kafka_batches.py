@@ -1,10 +1,10 @@
 """Consumed Kafka messages into one :class:`RawBatch` per partition, in one compiled pass.
 
 The per-message Python of the Kafka source (reading each message's error, partition,
-offset and value, and filing it under its partition) was ~1 us per event, about 9% of the
-features flow's time (py-spy); this loop is compiled with mypyc (events/native.py). It takes
-the messages duck-typed (anything with confluent-kafka's ``Message`` methods), so it is
-tested without a broker.
+offset and value, and filing it under its partition) is a visible share of the features
+flow's time (about 9% uncompiled, 2026-12-02); this loop is compiled with mypyc
+(events/native.py). It takes the messages duck-typed (anything with confluent-kafka's
+``Message`` methods), so it is tested without a broker.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Bytewax 0.21.1 sends a keyed item to worker ``hash(key) % workers``, where ``hash`` is
 Rust's ``DefaultHasher`` (SipHash-1-3 with zero keys) over the key string followed by a
-0xFF byte. With the plain keys ``"0"`` .. ``"7"``, 6 of the 8 item shards went to the same
-worker of two (measured, and predicted by :func:`bytewax_key_hash`). :func:`shard_keys`
+0xFF byte. With the plain keys ``"0"`` .. ``"7"``, 6 of the 8 item shards go to the same
+worker of two (as :func:`bytewax_key_hash` predicts). :func:`shard_keys`
 picks, for shard ``s`` of ``n``, a key whose hash is ``s`` modulo ``n``: with any worker
 count that divides ``n`` every worker owns the same number of shards.
 

@@ -1,8 +1,8 @@
 """The partition stage runs inside the source partition that reads the input partition.
 
 Bytewax routes a keyed stateful step by a hash of its key, not by which worker read the
-data: keyed by input partition, the four partition stages of a 2-process run all landed
-on one worker, and every raw batch crossed processes to get there (measured). Running the
+data: keyed by input partition, the four partition stages of a 2-process run all land
+on one worker, and every raw batch crosses processes to get there. Running the
 stage where the partition is read needs no routing at all. Bytewax balances source
 partitions over the workers, so each worker validates, dedups and counts users for its
 own partitions, and only item chunks cross workers.

@@ -1,7 +1,6 @@
 """Metric definitions shared by the producer's oracle report and model evaluation.
 
-Numpy only (no torch import), so the producer can use it. Definitions follow
-``notes/models.md`` section 5:
+Numpy only (no torch import), so the producer can use it. Definitions:
 
 * ROC-AUC = P(s+ > s-) + 1/2 P(s+ = s-), computed from average ranks;
 * log-loss = -mean(y log p + (1 - y) log(1 - p)), with p clipped to [eps, 1 - eps];
@@ -54,9 +53,8 @@ def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
 def expected_auc(p: ArrayLike) -> float:
     """AUC that scoring by ``p`` achieves in expectation when labels are Bernoulli(p).
 
-    The closed form of ``notes/generators_and_style.md`` section 1.3: pairs (i, j) count
-    p_i (1 - p_j) when p_i > p_j, half of it when equal, over sum(p) * sum(1 - p) minus
-    the diagonal.
+    The closed form: pairs (i, j) count p_i (1 - p_j) when p_i > p_j, half of it when
+    equal, over sum(p) * sum(1 - p) minus the diagonal.
 
     >>> round(expected_auc([0.1, 0.9]), 4)
     0.9878
@@ -149,7 +147,7 @@ def expected_calibration_error(bins: list[dict[str, float]]) -> float:
     return float(sum(b["count"] * abs(b["mean_predicted"] - b["observed"]) for b in bins) / total) if total else float("nan")
 
 
-# Ranking metrics (notes/models.md section 5), one query per user.
+# Ranking metrics, one query per user.
 #
 # Convention: for each user, that user's items are ranked by score, descending; relevance is
 # binary (clicked). Users without a relevant item are skipped (their recall and NDCG are

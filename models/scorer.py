@@ -7,11 +7,11 @@ corrupt file raises :class:`~models.artifact.ArtifactError` at start, never mid-
 ``torch.inference_mode()`` on one torch thread, sigmoid.
 
 Batch invariance: on CPU, a GEMM may round a row differently depending on how many rows
-the batch has (small or ragged batches take other kernels; measured up to 6e-7 apart here).
-Runtime batches differ between a live run and a replay, so the scorer pads every batch to a
-multiple of ``pad_rows`` with zero rows; with that, every batch size from 1 to 4,096 gave
-each event the same bits on this machine. The score of an event then depends on the event
-alone, and replays write the same bytes.
+the batch has (small or ragged batches take other kernels). Runtime batches differ between
+a live run and a replay, so the scorer pads every batch to a multiple of ``pad_rows`` with
+zero rows, which gives each event the same bits whatever the batch size (checked for 1 to
+4,096 rows, 2026-11-22). The score of an event then depends on the event alone, and
+replays write the same bytes.
 
 Not thread-safe: the scorer reuses its input buffers between calls.
 """
@@ -36,7 +36,7 @@ from models.dlrm import FrozenDLRM
 class ScorerConfig:
     """How the scorer runs; the defaults suit a 2-core machine shared with Kafka and Bytewax."""
 
-    threads: int = 1  # torch intra-op threads (process-wide); 2 gave p99 spikes of 10-160 ms here
+    threads: int = 1  # torch intra-op threads (process-wide); 2 gave p99 spikes of 10-160 ms (2026-11-22)
     pad_rows: int = 16  # pad each batch to a multiple of this many rows (batch-invariant scores)
 
     def __post_init__(self) -> None:

@@ -19,9 +19,8 @@ for a given ``--seed`` and ``--threads`` (same artifact version id).
 
 Why 10% + 10%: on half a day of default generated history (1.78M views) each held-out part
 spans 72 minutes and holds ~190k-215k views, so an AUC on it has a standard error of about
-0.001, while training keeps the same 80% of the range it had with the former single 20%
-validation split. Smaller data sets (tests, the demo's minutes of history) may want larger
-fractions: each part must hold both labels.
+0.001, while training keeps 80% of the range. Smaller data sets (tests, the demo's
+minutes of history) may want larger fractions: each part must hold both labels.
 
 :func:`train` does the same from Python and returns the artifact; :func:`fit` is the
 optimisation loop, shared with the logistic-regression baseline.

@@ -48,7 +48,7 @@ class TwoTowerConfig:
     user_mlp: tuple[int, ...] = (128,)  # hidden widths of the user tower
     item_mlp: tuple[int, ...] = (128,)  # hidden widths of the item tower
     output_dim: int = 64  # D
-    temperature: float = 0.1  # tau: scores are <u, i> / tau (0.05 and 0.07 retrieved less here)
+    temperature: float = 0.1  # tau: scores are <u, i> / tau (0.05 and 0.07 retrieved less, 2026-12-04)
     age_buckets: int = AGE_BUCKETS  # ages in years index this table directly
     genders: int = 4  # M, F, O and "no profile"
     countries: int = len(COUNTRIES)

@@ -9,7 +9,7 @@ serialised with ``json.dumps`` to a ``KafkaSinkMessage`` keyed by the entity id.
 worker, the epoch interval of ``python -m bytewax.run`` (10 s), no recovery: the defaults.
 This is the shape the guides and examples teach (``examples/simple_kafka_in_and_out.py``,
 the windowing guide), not a tuned flow: the features flow owns its window logic instead
-(DESIGN.md, "Engine facts").
+(features/README.md gives its rules).
 
 ``python -m benchmarks.peers.bytewax_textbook --bootstrap HOST:PORT --topic IN
 --user-topic U --item-topic I`` runs it once over the whole topic and prints

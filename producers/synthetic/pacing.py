@@ -1,6 +1,6 @@
 """Live pacing against absolute deadlines: event n is due at ``start + n / rate``.
 
-Sleeping ``1 / rate`` between sends undershoots (measured 905/s for a 1,000/s target) because
+Sleeping ``1 / rate`` between sends undershoots (905/s for a 1,000/s target, 2026-11-22) because
 every sleep overshoots and the errors add up; deadlines do not drift, and a producer that
 fell behind catches up by sending everything already due at once. To keep the number of
 wake-ups bounded at high rates, the pacer waits until at least ``chunk`` events are due.

@@ -1,17 +1,18 @@
 """Build batches in a second process, so generation and writing use both cores.
 
-Generation and serialisation cost ~2 µs per event. A big file backfill runs ~5-10% faster
-with the batches built on the second core (JSONL: 404k -> 422k events/s in the last
-benchmark); a Kafka backfill does not, because librdkafka's threads need that core (see
-``runner.use_worker``). The worker gets the parent's prepared world and simulator (pickled,
-~3 MB), runs :func:`~producers.synthetic.batches.iter_batches` and ships each batch through
-a bounded queue; the output is the same, byte for byte, as building the batches in-process.
+Generation and serialisation cost ~2 µs per event. A big file backfill runs faster with
+the batches built on the second core (5-10%, 2026-12-01); a Kafka backfill does not,
+because librdkafka's threads need that core (see ``runner.use_worker``). The worker gets
+the parent's prepared world and simulator (pickled, ~3 MB), runs
+:func:`~producers.synthetic.batches.iter_batches` and ships each batch through a bounded
+queue; the output is the same, byte for byte, as building the batches in-process.
 
 The worker is *spawned*, not forked: the parent already runs librdkafka's threads, and a
-forked child of a threaded process crashed here (SIGSEGV mid-run, twice in two benchmark
-sessions with the Kafka sink at full speed). As with every start method but fork, a script
-that calls :func:`~producers.synthetic.runner.run` with the worker on must guard its
-entry point with ``if __name__ == "__main__":`` (the CLI does).
+forked child of a threaded process inherits their locks in whatever state they were (with
+the Kafka sink at full speed, forked workers crashed with SIGSEGV, 2026-12-01). As with
+every start method but fork, a script that calls :func:`~producers.synthetic.runner.run`
+with the worker on must guard its entry point with ``if __name__ == "__main__":`` (the CLI
+does).
 
 The worker ignores Ctrl-C; the parent stops it when it is done or interrupted.
 """

@@ -61,7 +61,7 @@ def open_sink(cfg: ProducerConfig) -> Sink:
             targets.update(profile_paths)  # --users-out / --items-out: a file instead of the topic
         needed = [topic] + ([] if truth_file else [truth_topic]) + [t for t in targets.values() if isinstance(t, str)]
         ensure_topics(bootstrap, needed, partitions=cfg.partitions)
-        # A backfill gets delivery reports for failures only (a callback per event costs 12%);
+        # A backfill gets delivery reports for failures only (a callback per event is slow, see KafkaSink);
         # its partition counts come from the partitioner, its latency is queueing anyway.
         return KafkaSink(bootstrap, topic, truth_topic, cfg.delivery_timeout_ms, truth_path=truth_file,
                          per_message_reports=cfg.mode == "live", profile_targets=targets)
@@ -81,8 +81,8 @@ def use_worker(cfg: ProducerConfig) -> bool:
     """Whether batches are built in a worker process (``--parallel``; auto: big file backfills, fast live).
 
     A backfill to Kafka stays in one process: producing is the bottleneck there, and
-    librdkafka's threads need the second core (measured with 2M events: 221k events/s in
-    one process, 212k with the worker). To JSONL the worker pays off (290k -> 340k).
+    librdkafka's threads need the second core (with the worker it ran ~4% slower,
+    2026-12-01). To JSONL the worker pays off.
 
     >>> from pathlib import Path
     >>> use_worker(ProducerConfig(mode="backfill", rate=20, days=1, sink="jsonl", out=Path("x"))), use_worker(ProducerConfig(count=10**7))

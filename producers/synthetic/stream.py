@@ -62,10 +62,10 @@ def span_for_events(events: int, rate: float, end_ms: int, amplitude: float = 1.
     at 19:00 UTC (the design's country shares, :data:`COUNTRY_P`, in their local hours), so a
     history sized in minutes changes size with the hour it ends at; sized by this function it
     does not. The expectation is walked back from ``end_ms`` in one-minute steps and the last
-    step interpolated. A backfill over that span realises 80-95% of it (measured at 05:30 and
-    19:00 UTC): sessions already in progress at its start are missing, and a world's own
-    activity shares differ from the design's; callers that need the count give room and stop
-    at it (the demo: ``--count`` over 1.3x the span).
+    step interpolated. A backfill over that span realises 80-95% of it (ending at 05:30 and
+    19:00 UTC, 2026-12-02): sessions already in progress at its start are missing, and a
+    world's own activity shares differ from the design's; callers that need the count give
+    room and stop at it (the demo: ``--count`` over 1.3x the span).
 
     >>> round(span_for_events(60_000, 1000.0, 0, amplitude=0.0), 6)
     60.0

@@ -1,5 +1,5 @@
 """The embedded broker's known quirks, pinned: when a Tansu release fixes one, a test here fails
-and says which workaround can go (DESIGN.md lists the quirks; docs/inspecting-topics.md the tools).
+and says which workaround can go (docs/inspecting-topics.md describes the quirks and the tools).
 """
 
 from __future__ import annotations
