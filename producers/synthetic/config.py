@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from experiments.design import ExperimentDesign
 from producers.synthetic.faults import FaultRates
 
 Mode = Literal["live", "backfill"]
@@ -160,6 +161,7 @@ class ProducerConfig:
     block_events: int = 65_536  # events generated per numpy block (throughput vs. memory)
     parallel: Parallel = "auto"  # build batches in a worker process; auto: file backfills >= 300k events, live >= 20k/s
     model: ModelParams = field(default_factory=ModelParams)
+    experiment: ExperimentDesign | None = None  # experiment mode: serve slates to enrolled users (--experiment)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
