@@ -67,6 +67,7 @@ class Simulated:
     design: ExperimentDesign
     data: ExperimentData
     events: EventBlock  # the served sessions' events, generation order
+    serving: Serving  # with its log: every served session's slates and potential outcomes
 
 
 def simulate(design: ExperimentDesign, sim: SimWorld, seed: int, duration_s: float, rate: float | None = None,
@@ -98,8 +99,8 @@ def simulate(design: ExperimentDesign, sim: SimWorld, seed: int, duration_s: flo
         lost = (block.arm == len(design.arms) - 1) & (
             np.random.default_rng(seed + 1).random(len(sim.user_ids))[block.user] < drop_arm_share)
         block = block.take(~lost)
-    return Simulated(design, ExperimentData.from_block(block, design, sim.world.items.price, sim.user_ids,
-                                                       slate_truth(serving)), block)
+    data = ExperimentData.from_block(block, design, sim.world.items.price, sim.user_ids, slate_truth(serving))
+    return Simulated(design, data, block, serving)
 
 
 def slate_truth(serving: Serving) -> Truth:
