@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast test-pure demo bench bench-peers broker-start broker-stop clean
+.PHONY: help venv test test-fast test-pure demo bench bench-peers bench-experiments broker-start broker-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -38,6 +38,9 @@ demo: $(STAMP)  ## generate history, backfill features, train, evaluate, then ru
 
 bench: $(STAMP)  ## run every benchmark (~20 min) and write the tables to benchmarks/README.md
 	$(PY) -m benchmarks.run_all --write benchmarks/README.md
+
+bench-experiments: $(STAMP)  ## check the A/B statistics on hundreds of simulated experiments (~6 min; docs/experiments.md)
+	$(PY) -m benchmarks.bench_experiments
 
 # Quix Streams pins its own confluent-kafka, so the peer comparison runs it from its own
 # virtual environment, every package pinned in benchmarks/peers/requirements.txt.

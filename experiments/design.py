@@ -66,6 +66,7 @@ class ExperimentDesign:
     popularity_window_s: float = 86_400.0  # popularity: trailing window of counted views
     popularity_refresh_s: float = 3_600.0  # popularity: bin size; the slate changes once per bin
     explore_rate: float = 0.1  # popularity-explore: share of ranks replaced by a random item
+    retriever: str = "artifacts/two_tower.pt"  # two-tower: the retriever artifact
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -116,7 +117,7 @@ class ExperimentDesign:
     def policy_options(self) -> PolicyOptions:
         from experiments.policies import PolicyOptions
 
-        return PolicyOptions(self.popularity_window_s, self.popularity_refresh_s, self.explore_rate)
+        return PolicyOptions(self.popularity_window_s, self.popularity_refresh_s, self.explore_rate, self.retriever)
 
 
 _DEFAULT: Final = ExperimentDesign("x")
@@ -134,6 +135,7 @@ _FLAGS: Final = (
      f"organic events simulated before the start for the policies to learn from (default: {_DEFAULT.warmup_events})"),
     ("--explore-rate", "explore_rate", float, "X",
      f"popularity-explore: share of ranks replaced by a random item (default: {_DEFAULT.explore_rate:g})"),
+    ("--retriever", "retriever", str, "PATH", f"two-tower: the retriever artifact (default: {_DEFAULT.retriever})"),
     ("--popularity-window", "popularity_window_s", float, "S",
      f"popularity: trailing window of counted views, seconds (default: {_DEFAULT.popularity_window_s:g})"),
     ("--popularity-refresh", "popularity_refresh_s", float, "S",

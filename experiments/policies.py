@@ -14,8 +14,9 @@ which reads the truth on purpose, as the ceiling no policy can beat.
 * ``popularity-explore``: popularity with each rank replaced by a random item with
   probability ``explore_rate`` (epsilon-greedy exploration; 0.1 by default).
 * ``oracle``: the k items with the highest true P(click | user, item, device).
-* ``two-tower`` and ``two-tower-dlrm``: :data:`MODEL_POLICIES`, built from the trained
-  artifacts by :func:`make_policy` (see there).
+* ``two-tower``: the trained Two-Tower retriever's top k (:mod:`experiments.model_policies`).
+* ``two-tower-dlrm``: reserved for the pipeline's slates (Two-Tower candidates re-ranked by the
+  DLRM on the flow's counts); not built in-process (:func:`make_policy`).
 
 >>> p = PopularityPolicy(n_items=4, origin_ms=0)
 >>> p.observe(Observed(user=np.array([0, 1, 2]), item=np.array([3, 3, 1]), etype=np.zeros(3, np.int8),
@@ -27,6 +28,7 @@ which reads the truth on purpose, as the ceiling no policy can beat.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol
 
 import numpy as np
@@ -221,10 +223,10 @@ class OraclePolicy:
         return np.array([self._top[u][:k] for u in users.tolist()], dtype=np.int64).reshape(len(users), k)
 
 
-#: policies that need trained artifacts: name -> what builds them
+#: policies that need trained artifacts: name -> what builds them (two-tower-dlrm: not built offline, see make_policy)
 MODEL_POLICIES: Final = {
-    "two-tower": "artifacts/two_tower.pt (python -m models.train_retrieval)",
-    "two-tower-dlrm": "artifacts/two_tower.pt and artifacts/dlrm.pt",
+    "two-tower": "a retriever artifact trained on this world (python -m models.train_retrieval; --retriever PATH)",
+    "two-tower-dlrm": "the features flow's slates (the recommendations topic): not available in-process yet",
 }
 POLICY_NAMES: Final = ("random", "popularity", "popularity-explore", "oracle", *MODEL_POLICIES)
 
@@ -253,8 +255,23 @@ def make_policy(name: str, world: World, params: ModelParams, funnel: Funnel, or
         return ExplorePolicy(base, n_items, options.explore_rate)
     if name == "oracle":
         return OraclePolicy(world, params, funnel)
+    if name == "two-tower":
+        from models.artifact import ArtifactError
+
+        if not Path(options.retriever).is_file():
+            msg = f"policy 'two-tower' needs {MODEL_POLICIES[name]}; {options.retriever} does not exist"
+            raise ValueError(msg)
+        from experiments.model_policies import TwoTowerPolicy
+
+        try:
+            return TwoTowerPolicy.load(options.retriever, world)
+        except ArtifactError as e:
+            raise ValueError(str(e)) from None
     if name in MODEL_POLICIES:
-        msg = f"policy {name!r} is not available in this build: it needs {MODEL_POLICIES[name]}"
+        # Re-ranking the Two-Tower's candidates with the DLRM needs the flow's point-in-time counts of
+        # the user, every candidate and the user x its category; the flow's slate stage makes exactly
+        # these slates (slates/ranker.py), so this arm is to come from the recommendations topic.
+        msg = f"policy {name!r} is not available yet: it needs {MODEL_POLICIES[name]}"
         raise ValueError(msg)
     msg = f"unknown policy {name!r}; expected one of {', '.join(POLICY_NAMES)}"
     raise ValueError(msg)
