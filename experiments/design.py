@@ -67,6 +67,7 @@ class ExperimentDesign:
     popularity_refresh_s: float = 3_600.0  # popularity: bin size; the slate changes once per bin
     explore_rate: float = 0.1  # popularity-explore: share of ranks replaced by a random item
     retriever: str = "artifacts/two_tower.pt"  # two-tower: the retriever artifact
+    slates_topic: str | None = None  # pipeline: the recommendations topic (None: $TOPIC_RECOMMENDATIONS or recommendations)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -117,7 +118,8 @@ class ExperimentDesign:
     def policy_options(self) -> PolicyOptions:
         from experiments.policies import PolicyOptions
 
-        return PolicyOptions(self.popularity_window_s, self.popularity_refresh_s, self.explore_rate, self.retriever)
+        return PolicyOptions(self.popularity_window_s, self.popularity_refresh_s, self.explore_rate, self.retriever,
+                             self.slates_topic)
 
 
 _DEFAULT: Final = ExperimentDesign("x")
@@ -136,6 +138,8 @@ _FLAGS: Final = (
     ("--explore-rate", "explore_rate", float, "X",
      f"popularity-explore: share of ranks replaced by a random item (default: {_DEFAULT.explore_rate:g})"),
     ("--retriever", "retriever", str, "PATH", f"two-tower: the retriever artifact (default: {_DEFAULT.retriever})"),
+    ("--slates-topic", "slates_topic", str, "TOPIC",
+     "pipeline: the topic of the flow's slates (default: $TOPIC_RECOMMENDATIONS or recommendations)"),
     ("--popularity-window", "popularity_window_s", float, "S",
      f"popularity: trailing window of counted views, seconds (default: {_DEFAULT.popularity_window_s:g})"),
     ("--popularity-refresh", "popularity_refresh_s", float, "S",

@@ -15,6 +15,8 @@ which reads the truth on purpose, as the ceiling no policy can beat.
   probability ``explore_rate`` (epsilon-greedy exploration; 0.1 by default).
 * ``oracle``: the k items with the highest true P(click | user, item, device).
 * ``two-tower``: the trained Two-Tower retriever's top k (:mod:`experiments.model_policies`).
+* ``pipeline``: the features flow's slates from the ``recommendations`` topic (the closed loop;
+  :mod:`experiments.pipeline_policy`), popularity for users without one yet.
 * ``two-tower-dlrm``: reserved for the pipeline's slates (Two-Tower candidates re-ranked by the
   DLRM on the flow's counts); not built in-process (:func:`make_policy`).
 
@@ -223,8 +225,9 @@ class OraclePolicy:
         return np.array([self._top[u][:k] for u in users.tolist()], dtype=np.int64).reshape(len(users), k)
 
 
-#: policies that need trained artifacts: name -> what builds them (two-tower-dlrm: not built offline, see make_policy)
+#: policies that need trained artifacts or the pipeline: name -> what they need (see make_policy)
 MODEL_POLICIES: Final = {
+    "pipeline": "the features flow's slates on the recommendations topic (a broker; the producer only)",
     "two-tower": "a retriever artifact trained on this world (python -m models.train_retrieval; --retriever PATH)",
     "two-tower-dlrm": "the features flow's slates (the recommendations topic): not available in-process yet",
 }
@@ -239,6 +242,7 @@ class PolicyOptions:
     popularity_refresh_s: float = 3_600.0
     explore_rate: float = 0.1  # popularity-explore: share of ranks replaced by a random item
     retriever: str = "artifacts/two_tower.pt"
+    slates_topic: str | None = None  # pipeline: the recommendations topic (None: $TOPIC_RECOMMENDATIONS or recommendations)
 
 
 def make_policy(name: str, world: World, params: ModelParams, funnel: Funnel, origin_ms: int,
@@ -267,6 +271,14 @@ def make_policy(name: str, world: World, params: ModelParams, funnel: Funnel, or
             return TwoTowerPolicy.load(options.retriever, world)
         except ArtifactError as e:
             raise ValueError(str(e)) from None
+    if name == "pipeline":
+        from broker.config import Topics
+        from broker.embedded import resolve_bootstrap
+        from experiments.pipeline_policy import PipelinePolicy
+
+        fallback = PopularityPolicy(n_items, origin_ms, options.popularity_window_s, options.popularity_refresh_s)
+        topic = options.slates_topic or Topics.from_env().recommendations
+        return PipelinePolicy(resolve_bootstrap(), topic, fallback, n_items)
     if name in MODEL_POLICIES:
         # Re-ranking the Two-Tower's candidates with the DLRM needs the flow's point-in-time counts of
         # the user, every candidate and the user x its category; the flow's slate stage makes exactly

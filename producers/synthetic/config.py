@@ -188,6 +188,9 @@ class ProducerConfig:
         _check(self.progress_interval_s >= 0, "progress_interval_s", self.progress_interval_s, ">= 0")
         _check(self.block_events >= 64, "block_events", self.block_events, ">= 64")
         _check(self.parallel in PARALLEL, "parallel", self.parallel, f"one of {', '.join(PARALLEL)}")
+        if self.experiment is not None and self.parallel == "on":
+            msg = "--parallel on does not go with --experiment: the policies run in the producer's process"
+            raise ConfigError(msg)
 
     @property
     def truth_path(self) -> Path | None:

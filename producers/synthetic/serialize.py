@@ -59,6 +59,7 @@ class Serializer:
         self._prefix = f'{{"schema_version":{SCHEMA_VERSION},"event_id":"{tag}-'
         self.experiment: tuple[str, tuple[str, ...]] | None = None  # (name, arm names) in experiment mode
         self.slate_truth: dict[int, np.ndarray] = {}  # slate -> expected clicks per arm, until its first view's truth
+        self.served_sessions = np.zeros(0, dtype=np.int64)  # per arm: served sessions written (their rank-1 views)
 
     def for_experiment(self, name: str, arms: tuple[str, ...], slate_truth: dict[int, np.ndarray]) -> None:
         """Write served sessions' events as version 2 and their truth with the slates' potential outcomes.
@@ -68,6 +69,7 @@ class Serializer:
         Names are plain (``experiments.design``), so they need no JSON escaping.
         """
         self.experiment, self.slate_truth = (name, arms), slate_truth
+        self.served_sessions = np.zeros(len(arms), dtype=np.int64)
 
     def _served_suffix(self, arm: int, slate: int, position: int) -> str:
         assert self.experiment is not None
@@ -106,6 +108,8 @@ class Serializer:
             served = np.flatnonzero(block.arm >= 0)
             if len(served):
                 self._serve(values, block, served)
+                first = (block.etype[served] == VIEW) & (block.position[served] == 1)  # rank 1 is always viewed
+                self.served_sessions += np.bincount(block.arm[served][first], minlength=len(self.served_sessions))
         return values
 
     def _serve(self, values: list[bytes], block: EventBlock, rows: np.ndarray) -> None:

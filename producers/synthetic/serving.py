@@ -129,6 +129,16 @@ class Serving:
             self.pending.update(zip(served.slate.tolist(), outcomes, strict=True))
         return served
 
+    def summary(self, written: np.ndarray) -> dict[str, object]:
+        """What the run's report says: served sessions written per arm (``written``), and each policy's
+        counters (if it keeps any), which count every slate it made, also for sessions generated past the
+        run's end and for the other arms' sessions (their potential outcomes)."""
+        arms = {}
+        for (name, policy), served, p in zip(self.design.arms, written.tolist(), self.policies, strict=True):
+            arms[name] = {"policy": policy, "served_sessions": served, **getattr(p, "counters", {})}
+        return {"name": self.design.name, "salt": self.design.assignment_salt, "served_share": self.design.served_share,
+                "slate_k": self.design.slate_k, "position_bias": self.design.position_bias, "arms": arms}
+
     def observe(self, block: EventBlock) -> None:
         """Hand the block's organic (unserved) events to every policy."""
         from experiments.policies import Observed
