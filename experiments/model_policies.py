@@ -6,7 +6,9 @@ state): u's profile (age, gender), the context (country, device, UTC hour of t),
 items (the distinct items of u's views and clicks before t, newest first, at most 20) and u's
 views, clicks, add-to-carts and purchases per category in the 24 h before t. Here they come
 from the events the policy observed (the warm-up history, and in the producer the unserved
-sessions), a user's most recent :data:`KEEP_EVENTS` of them; the slate is the k items with
+sessions): the counts of whole hours in hourly bins (25 kept per user), the current hour's and
+the recent items from a user's last :data:`KEEP_RECENT` events (a user with more events than
+that in the current hour is undercounted there), so memory stays bounded; the slate is the k items with
 the highest inner product with the artifact's catalog embeddings (exact FAISS search, as the flow).
 
 The artifact must have been trained on this world (same seed and model): its catalog's
@@ -28,8 +30,8 @@ from models.retrieval_data import N_RECENT, hashed
 from models.retrieval_index import ItemIndex
 from producers.synthetic.world import World
 
-KEEP_EVENTS = 2_000  # per user: the most recent observed events kept for the history
-DAY_MS = 86_400_000
+KEEP_RECENT = 64  # per user: the most recent observed events kept raw (recent items, the current hour's counts)
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 VIEW, CLICK = EVENT_TYPE_INDEX["view"], EVENT_TYPE_INDEX["click"]
 
 
@@ -55,10 +57,8 @@ class TwoTowerPolicy:
         cfg = artifact.config
         self.item_bucket = np.array([hashed(f"i{n}", cfg.item_buckets) for n in range(n_items)], dtype=np.int64)
         self.user_bucket: dict[int, int] = {}
-        self.events: dict[int, deque[tuple[int, int, int]]] = {}  # user -> (ts, item, etype), in arrival order
-        # user -> (recent, counts) computed from *all* the user's kept events: valid at any t at which every kept
-        # event is before t and within the 24 h before it; dropped when the user gets a new event
-        self._whole: dict[int, tuple[list[int], np.ndarray, int, int]] = {}  # ..., newest and oldest kept ts
+        self.raw: dict[int, deque[tuple[int, int, int]]] = {}  # user -> last (ts, item, etype), in time order
+        self.hours: dict[int, dict[int, np.ndarray]] = {}  # user -> hour index -> (C, 4) counts
 
     @classmethod
     def load(cls, path: str | Path, world: World) -> TwoTowerPolicy:
@@ -66,34 +66,32 @@ class TwoTowerPolicy:
 
     def observe(self, events: Observed) -> None:
         order = np.argsort(events.ts_ms, kind="stable")
+        category = self.world.items.category
         for u, i, e, t in zip(events.user[order].tolist(), events.item[order].tolist(), events.etype[order].tolist(),
                               events.ts_ms[order].tolist(), strict=True):
-            self.events.setdefault(u, deque(maxlen=KEEP_EVENTS)).append((t, i, e))
-            self._whole.pop(u, None)
+            self.raw.setdefault(u, deque(maxlen=KEEP_RECENT)).append((t, i, e))
+            bins = self.hours.setdefault(u, {})
+            hour = t // HOUR_MS
+            if hour not in bins:
+                bins[hour] = np.zeros((len(CATEGORIES), 4), dtype=np.float32)
+                for old in [h for h in bins if h < hour - 25]:
+                    del bins[old]
+            bins[hour][category[i], e] += 1
 
     def _history(self, user: int, t: int) -> tuple[list[int], np.ndarray]:
         """(recent item numbers, newest first; (C, 4) counts of the 24 h before t) from events before t."""
-        whole = self._whole.get(user)
-        if whole is None:
-            kept = self.events.get(user, ())
-            newest, oldest = max((e[0] for e in kept), default=-1), min((e[0] for e in kept), default=-1)
-            whole = self._whole[user] = (*self._scan(user, newest + 1), newest, oldest)
-        recent, counts, newest, oldest = whole
-        if newest < t and oldest >= t - DAY_MS:
-            return recent, counts
-        return self._scan(user, t)
-
-    def _scan(self, user: int, t: int) -> tuple[list[int], np.ndarray]:
         counts = np.zeros((len(CATEGORIES), 4), dtype=np.float32)
+        now = t // HOUR_MS
+        for hour, c in self.hours.get(user, {}).items():
+            if now - 24 <= hour < now:  # whole hours; the flow's 24 h horizon starts on an hour
+                counts += c
         recent: list[int] = []
         seen: set[int] = set()
         category = self.world.items.category
-        for ts, item, etype in reversed(self.events.get(user, ())):
+        for ts, item, etype in reversed(self.raw.get(user, ())):
             if ts >= t:
                 continue
-            if ts < t - DAY_MS and len(recent) >= N_RECENT:
-                break
-            if ts >= t - DAY_MS:
+            if ts >= now * HOUR_MS:  # the current hour, up to t
                 counts[category[item], etype] += 1
             if etype in (VIEW, CLICK) and item not in seen and len(recent) < N_RECENT:
                 seen.add(item)
