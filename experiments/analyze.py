@@ -45,6 +45,8 @@ class AnalyzeConfig:
     tuning_users: int | None = option(None, "N* of the confidence sequence (users of both arms at which it is "
                                       "tightest); default: 2 x the planned users")
     looks: int = option(30, "sequential looks, evenly spaced in event time")
+    max_sessions_per_user: int = option(10, "count each user's first N served sessions only, 0 for all "
+                                        "(a few very active users would otherwise carry the result; docs/experiments.md)")
     out: str = option("reports/experiments", "folder of the report files")
 
     def __post_init__(self) -> None:
@@ -55,12 +57,15 @@ class AnalyzeConfig:
         require_field(self.tuning_users is None or self.tuning_users >= 2, "AnalyzeConfig", "tuning_users", ">= 2",
                       self.tuning_users)
         require_field(self.looks >= 1, "AnalyzeConfig", "looks", ">= 1", self.looks)
+        require_field(self.max_sessions_per_user >= 0, "AnalyzeConfig", "max_sessions_per_user", ">= 0 (0: all)",
+                      self.max_sessions_per_user)
         if self.weights is not None:
             parse_weights(self.weights)
 
     @property
     def settings(self) -> AnalysisSettings:
-        return AnalysisSettings(self.alpha, self.planned_users, self.target_lift, self.tuning_users, self.looks)
+        return AnalysisSettings(self.alpha, self.planned_users, self.target_lift, self.tuning_users, self.looks,
+                                self.max_sessions_per_user)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -68,7 +73,11 @@ def table(report: dict[str, Any]) -> str:
     pct = 100 * (1 - report["alpha"])
     head = (f"{'arm':<14}{'users':>8}{'views':>9}{'clicks':>9}{'CTR':>9}  {f'{pct:g}% CI (users)':<19}"
             f"{'conversion':>11}{'rev/user':>10}{'true CTR':>10}")
-    lines = [f"experiment {report['experiment']}", head, "-" * len(head)]
+    cap = report["sessions"]["max_per_user"]
+    counted = (f"each user's first {cap} served sessions: {report['sessions']['counted']} of {report['sessions']['served']} "
+               f"sessions, {report['sessions']['views_counted']} of {report['sessions']['views_served']} views"
+               if cap else f"every served session ({report['sessions']['served']})")
+    lines = [f"experiment {report['experiment']} ({counted})", head, "-" * len(head)]
     for a in report["arms"]:
         true = "" if a["true_ctr"] is None else f"{a['true_ctr']:.4f}"
         lines.append(f"{a['arm']:<14}{a['users']:>8}{a['impressions']:>9}{a['clicks']:>9}{a['ctr']:>9.4f}  "

@@ -135,3 +135,20 @@ def test_analyze_refuses_bad_input_in_one_line(tmp_path, capsys):
     assert analyze_main(["--experiment", "home", "--events", str(tmp_path / "e.jsonl"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no events of experiment 'home'" in err
+
+
+def test_analyze_counts_each_users_first_sessions_unless_told_otherwise(produced, tmp_path, capsys):
+    out, events, _ = produced
+    served = {e["session_id"] for e in events if e["schema_version"] == 2}
+    reports = {}
+    for cap in ("1", "0"):
+        argv = ["--experiment", "home", "--events", str(out), "--out", str(tmp_path / cap), "--looks", "2",
+                "--max-sessions-per-user", cap]
+        assert analyze_main(argv) == 0
+        reports[cap] = json.loads((tmp_path / cap / "home.json").read_text())["sessions"]
+    assert reports["0"]["served"] == reports["0"]["counted"] == reports["1"]["served"] == len(served)
+    users = {e["user_id"] for e in events if e["schema_version"] == 2}
+    assert reports["1"]["counted"] == len(users) < len(served)
+    assert "every served session" in capsys.readouterr().out
+    assert analyze_main(["--experiment", "home", "--events", str(out), "--max-sessions-per-user", "-1"]) == 2
+    assert "max_sessions_per_user" in capsys.readouterr().err
