@@ -24,11 +24,11 @@ keeps at most ``n`` entries plus those of the last ``lateness`` milliseconds.
 Purchases are kept for ``purchase_window_ms`` (24 h by default): :meth:`UserHistory.purchased`
 lists the distinct items of the user's earlier-arrived purchases with event time in
 ``(t - window, t]``. A session starts with the first arriving event that carries a
-``session_id`` the user has not had among its last few sessions (:meth:`UserHistory.new_session`).
+``session_id`` the user has not had in the last 2 hours (:meth:`UserHistory.new_session`).
 
 >>> _ = h.record_purchase("u", 50, "i9"); h.purchased("u", 60), h.purchased("u", 50 + 86_400_000)
 (('i9',), ())
->>> h.new_session("u", "s1"), h.new_session("u", "s1"), h.new_session("u", "s2"), h.new_session("u", "s1")
+>>> h.new_session("u", "s1", 1), h.new_session("u", "s1", 2), h.new_session("u", "s2", 3), h.new_session("u", "s1", 4)
 (True, False, True, False)
 """
 
@@ -41,7 +41,7 @@ from typing import Any
 class UserHistory:
     """Per user: ``(ts, arrival, item_id)`` of recent views and clicks, sorted (module docstring)."""
 
-    SESSIONS_KEPT = 4  # a user's last session ids remembered (a late event of an earlier session is no new one)
+    SESSION_MEMORY_MS = 7_200_000  # a session id is remembered until the user's events are this far past it
 
     def __init__(self, n: int, lateness_ms: int, purchase_window_ms: int = 86_400_000):
         if n < 1:
@@ -52,7 +52,7 @@ class UserHistory:
         self.purchase_window_ms = purchase_window_ms
         self.users: dict[str, list[tuple[int, int, str]]] = {}
         self.purchases: dict[str, list[tuple[int, int, str]]] = {}  # per user, sorted like ``users``
-        self.sessions: dict[str, list[str]] = {}  # per user, the last session ids, newest last
+        self.sessions: dict[str, dict[str, int]] = {}  # per user: session id -> its newest event time
         self.arrivals = 0  # arrival counter (orders events of the same millisecond)
 
     def __reduce__(self) -> tuple[type[UserHistory], tuple[int, int, int], dict[str, Any]]:
@@ -127,17 +127,26 @@ class UserHistory:
                 out.append(item)
         return tuple(out)
 
-    def new_session(self, user_id: str, session_id: str) -> bool:
-        """Whether ``session_id`` starts a session of the user (and remember it)."""
+    def new_session(self, user_id: str, session_id: str, t: int) -> bool:
+        """Whether an event at ``t`` of ``session_id`` starts a session of the user (and remember it).
+
+        A user may have several sessions at once; each id is remembered until the user's events
+        are ``SESSION_MEMORY_MS`` past its newest event, far longer than any pause within a session.
+        """
         seen = self.sessions.get(user_id)
         if seen is None:
-            self.sessions[user_id] = [session_id]
+            self.sessions[user_id] = {session_id: t}
             return True
-        if session_id in seen:
+        newest = seen.get(session_id)
+        if newest is not None:
+            if t > newest:
+                seen[session_id] = t
             return False
-        seen.append(session_id)
-        if len(seen) > self.SESSIONS_KEPT:
-            del seen[0]
+        seen[session_id] = t
+        if len(seen) > 8:  # amortised: forget the sessions long past
+            limit = max(seen.values()) - self.SESSION_MEMORY_MS
+            for old in [s for s, last in seen.items() if last < limit]:
+                del seen[old]
         return True
 
     def forget(self, user_ids: list[str]) -> None:

@@ -22,6 +22,11 @@ import numpy as np
 
 Kind = Literal["exact", "hnsw"]
 
+# FAISS switches the exact search to one BLAS matrix product from a batch size on, whose
+# rounding depends on the batch; a query's scores must not (a replay batches differently).
+# The per-query path is kept for every batch size.
+faiss.cvar.distance_compute_blas_threshold = 1 << 30
+
 
 class ItemIndex:
     """Top-k items by inner product for batches of query vectors."""
