@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from events.schema import EVENT_TYPE_INDEX, EVENT_TYPES
+from events.schema import EVENT_TYPE_INDEX, EVENT_TYPES, check
 
 if TYPE_CHECKING:
     from experiments.design import ExperimentDesign
@@ -138,19 +138,23 @@ def load(events: str, experiment: str, truth: str | None = None, control: str | 
          weights: tuple[float, ...] | None = None) -> ExperimentData:
     """The served events of ``experiment`` from a JSONL file or ``topic:NAME``, and its truth if given.
 
-    Lines that are not JSON objects or not events of the experiment are skipped (the flow's
-    dead letters are where malformed records are reported). The control is ``control``, else
-    the arm named ``control``, else the first arm in alphabetical order.
+    Counted are the events the features flow accepts: lines that are not JSON, not valid events
+    (``events.schema.check``) or not of the experiment are skipped, and so is an event whose
+    ``event_id`` came before (a duplicate); the flow's dead letters are where malformed records are
+    reported. The control is ``control``, else the arm named ``control``, else the first arm in
+    alphabetical order.
     """
     lines, where = _lines(events)
     rows: list[tuple[str, str, int, int, float, str, str]] = []  # user, arm, etype, ts, value, event_id, slate_id
+    seen: set[str] = set()
     for raw in lines:
         try:
             e = orjson.loads(raw)
         except orjson.JSONDecodeError:
             continue
-        if type(e) is not dict or e.get("experiment") != experiment or e.get("event_type") not in EVENT_TYPE_INDEX:
+        if type(e) is not dict or e.get("experiment") != experiment or check(e) is not None or e["event_id"] in seen:
             continue
+        seen.add(e["event_id"])
         etype = EVENT_TYPE_INDEX[e["event_type"]]
         value = float(e.get("price") or 0.0) if etype == PURCHASE else 0.0
         rows.append((str(e["user_id"]), str(e["arm"]), etype, int(e["ts"]), value, str(e["event_id"]), str(e["slate_id"])))

@@ -8,7 +8,12 @@ newest slate the producer has received for the user, made at an earlier session'
 by an explicit request); a user with none yet, or only one older than ``max_age_s``, or newer
 than the session by more than the clock tolerance, gets the ``fallback`` policy's slate
 (popularity), and the policy counts both (for every served session, whatever its arm: every
-arm's slate is made for every session, the others' being its potential outcomes).
+arm's slate is made for every session, the others' being its potential outcomes). The producer
+does not wait for the flow: a session whose slate is not there yet gets popularity's, counted.
+For each row of its last :meth:`PipelinePolicy.slates` call the policy keeps the
+``request_id`` of the flow's slate it showed, or None for the fallback (``last_origin``): the
+producer writes it into the session's truth record (``pipeline_request_id``) and counts the
+sessions of the arm that saw a pipeline slate.
 
 **Record format** read (the slate stage's; fields beyond these are ignored)::
 
@@ -34,11 +39,11 @@ from experiments.policies import Context, Observed, Policy
 TS_TOLERANCE_MS = 60_000  # a slate up to this much newer than the session still counts (live clocks differ)
 
 
-def parse_slate(raw: bytes | None, n_items: int) -> tuple[str, int, list[int]] | str:
-    """``(user_id, ts, item numbers by rank)``, or the reason the record is refused.
+def parse_slate(raw: bytes | None, n_items: int) -> tuple[str, int, list[int], str] | str:
+    """``(user_id, ts, item numbers by rank, request_id or "")``, or the reason the record is refused.
 
     >>> parse_slate(b'{"user_id":"u1","ts":5,"slate":[{"item_id":"i3","rank":2},{"item_id":"i1","rank":1}]}', 10)
-    ('u1', 5, [1, 3])
+    ('u1', 5, [1, 3], '')
     >>> parse_slate(b'{"user_id":"u1","ts":5,"slate":[{"item_id":"i99","rank":1}]}', 10)
     "item 'i99' is not in the catalog"
     """
@@ -61,7 +66,8 @@ def parse_slate(raw: bytes | None, n_items: int) -> tuple[str, int, list[int]] |
             return f"item {item!r} is not in the catalog"
         ranked.append((entry["rank"], number))
     ranked.sort()
-    return r["user_id"], r["ts"], [n for _, n in ranked]
+    request_id = r.get("request_id")
+    return r["user_id"], r["ts"], [n for _, n in ranked], request_id if type(request_id) is str else ""
 
 
 class PipelinePolicy:
@@ -77,7 +83,8 @@ class PipelinePolicy:
 
         self.topic, self.fallback, self.n_items = topic, fallback, n_items
         self.max_age_ms = round(max_age_s * 1000)
-        self.latest: dict[int, tuple[int, list[int]]] = {}  # user number -> (ts, items by rank)
+        self.latest: dict[int, tuple[int, list[int], str]] = {}  # user number -> (ts, items by rank, request_id)
+        self.last_origin: list[str | None] = []  # per row of the last slates(): the flow slate's request_id, or None
         self.counters = {"received": 0, "refused": 0, "from_pipeline": 0, "fallback": 0}
         self.first_refusal = ""
         ends: dict[int, int] = {}
@@ -94,7 +101,7 @@ class PipelinePolicy:
             self.counters["refused"] += 1
             self.first_refusal = self.first_refusal or parsed
             return
-        user_id, ts, items = parsed
+        user_id, ts, items, request_id = parsed
         if not (user_id[:1] == "u" and user_id[1:].isdigit()):
             self.counters["refused"] += 1
             self.first_refusal = self.first_refusal or f"user {user_id!r} is not one of the generator's"
@@ -102,7 +109,7 @@ class PipelinePolicy:
         self.counters["received"] += 1
         user = int(user_id[1:])
         if user not in self.latest or self.latest[user][0] <= ts:
-            self.latest[user] = (ts, items)
+            self.latest[user] = (ts, items, request_id)
 
     def poll(self) -> None:
         """Take every slate that has arrived, without waiting."""
@@ -120,11 +127,13 @@ class PipelinePolicy:
     def slates(self, users: np.ndarray, context: Context, k: int, rng: np.random.Generator | None) -> np.ndarray:
         self.poll()
         out = self.fallback.slates(users, context, k, rng).copy()
+        self.last_origin = [None] * len(users)
         for row, (u, t) in enumerate(zip(users.tolist(), context.ts_ms.tolist(), strict=True)):
             got = self.latest.get(u)
             if got is None or not t - self.max_age_ms <= got[0] <= t + TS_TOLERANCE_MS:
                 self.counters["fallback"] += 1
                 continue
+            self.last_origin[row] = got[2]
             items = got[1][:k]
             rest = [i for i in out[row].tolist() if i not in set(items)]  # a short slate is filled by the fallback
             out[row] = items + rest[: k - len(items)]

@@ -105,6 +105,6 @@ def prepare(cfg: ProducerConfig, wall: Wall = time.time, purpose: str = "stream"
         from producers.synthetic.serving import build_serving
 
         simulator.serving = build_serving(cfg.experiment, world, cfg.model, funnel, cfg.seed, start_ms, cfg.rate)
-        outcomes = simulator.serving.for_serializer() if cfg.truth else {}  # without truth records, keep none
-        serializer.for_experiment(cfg.experiment.name, cfg.experiment.arm_names, outcomes)
+        outcomes, origins = simulator.serving.for_serializer() if cfg.truth else ({}, {})  # no truth: keep none
+        serializer.for_experiment(cfg.experiment.name, cfg.experiment.arm_names, outcomes, origins)
     return Setup(world, funnel, start_ms, tag, serializer, simulator, np.random.default_rng(fault_ss))

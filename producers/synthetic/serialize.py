@@ -59,16 +59,20 @@ class Serializer:
         self._prefix = f'{{"schema_version":{SCHEMA_VERSION},"event_id":"{tag}-'
         self.experiment: tuple[str, tuple[str, ...]] | None = None  # (name, arm names) in experiment mode
         self.slate_truth: dict[int, np.ndarray] = {}  # slate -> expected clicks per arm, until its first view's truth
+        self.slate_origin: dict[int, str] = {}  # slate -> request_id of the flow's slate it showed, likewise
         self.served_sessions = np.zeros(0, dtype=np.int64)  # per arm: served sessions written (their rank-1 views)
 
-    def for_experiment(self, name: str, arms: tuple[str, ...], slate_truth: dict[int, np.ndarray]) -> None:
+    def for_experiment(self, name: str, arms: tuple[str, ...], slate_truth: dict[int, np.ndarray],
+                       slate_origin: dict[int, str] | None = None) -> None:
         """Write served sessions' events as version 2 and their truth with the slates' potential outcomes.
 
-        ``slate_truth`` is filled by the serving code (:class:`producers.synthetic.serving.Serving`)
+        ``slate_truth`` (and ``slate_origin``: the flow's ``request_id`` of a slate the ``pipeline``
+        policy showed) are filled by the serving code (:class:`producers.synthetic.serving.Serving`)
         and emptied here: each slate's entry goes with the truth record of its first view.
         Names are plain (``experiments.design``), so they need no JSON escaping.
         """
         self.experiment, self.slate_truth = (name, arms), slate_truth
+        self.slate_origin = {} if slate_origin is None else slate_origin
         self.served_sessions = np.zeros(len(arms), dtype=np.int64)
 
     def _served_suffix(self, arm: int, slate: int, position: int) -> str:
@@ -149,8 +153,12 @@ class Serializer:
             if entry is None:
                 continue
             expected_views, clicks = float(entry[0]), entry[1:].tolist()
-            slate = {"expected_views": round(expected_views, 6),
-                     "expected_clicks": {a: round(float(c), 6) for a, c in zip(arms, clicks, strict=True)}}
+            slate: dict[str, object] = {
+                "expected_views": round(expected_views, 6),
+                "expected_clicks": {a: round(float(c), 6) for a, c in zip(arms, clicks, strict=True)}}
+            origin = self.slate_origin.pop(sl, None)
+            if origin is not None:
+                slate["pipeline_request_id"] = origin
             values[r] = values[r][:-1] + b',"slate":' + orjson.dumps(slate) + b"}"
 
 

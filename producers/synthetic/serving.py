@@ -19,7 +19,10 @@ generator's truth model, the same code as for organic views (``behavior.probabil
 expected clicks ``sum_r theta(r) * P(click | user, item_r, device)`` and expected views
 ``sum_r theta(r)``. The truth record of the session's first view carries them (``slate``), so
 the true lift over the experiment's own sessions is known; the truth record of every served
-view carries its true ``p_click`` as always.
+view carries its true ``p_click`` as always. When the realised arm's policy says where each
+slate came from (``last_origin``: the ``pipeline`` policy, the flow's ``request_id`` or None
+for its fallback), the first view's truth record also names it (``pipeline_request_id``), and
+the arm's sessions with and without a pipeline slate are counted.
 
 Assignment is by :class:`experiments.assignment.Assigner`; policies learn only from the
 warm-up history (:func:`warmup_history`, organic sessions before the start) and from the
@@ -87,11 +90,14 @@ class Serving:
         self.log: list[tuple[np.ndarray, np.ndarray, ServedSessions]] | None = None  # keep_log: (ts, user, served)
         # slate -> [expected views, expected clicks per arm] until the serializer writes it (for_serializer)
         self.pending: dict[int, np.ndarray] | None = None
+        self.origins: dict[int, str] = {}  # slate -> request_id of the flow's slate shown, until the serializer writes it
+        # per arm whose policy reports origins: [sessions shown a pipeline slate, sessions shown the fallback's]
+        self.shown = np.zeros((len(policies), 2), dtype=np.int64)
 
-    def for_serializer(self) -> dict[int, np.ndarray]:
-        """Keep every served slate's potential outcomes for the truth records (the serializer pops them)."""
+    def for_serializer(self) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+        """Keep every served slate's potential outcomes and origin for the truth records (the serializer pops them)."""
         self.pending = {}
-        return self.pending
+        return self.pending, self.origins
 
     def keep_log(self) -> None:
         """Remember every batch's served sessions with their start times and users (offline simulation)."""
@@ -110,6 +116,7 @@ class Serving:
         ctx = Context.at(ts_ms[session], d, self.world.users.country[u])
         k, n_arms = self.design.slate_k, len(self.policies)
         slates = np.stack([p.slates(u, ctx, k, self.rng) for p in self.policies], axis=1)  # (S, A, k)
+        origins = self._origins(arm)  # (row, request_id) of the sessions shown a pipeline slate
         p_click = probabilities(self.world, self.params, self.funnel, np.repeat(u, n_arms * k), slates.reshape(-1),
                                 np.repeat(d, n_arms * k)).click.reshape(len(session), n_arms, k)
         expected = p_click @ self.theta  # (S, A)
@@ -127,15 +134,33 @@ class Serving:
         if self.pending is not None:
             outcomes = np.column_stack([np.full(len(session), served.expected_views), expected])  # (S, 1 + A)
             self.pending.update(zip(served.slate.tolist(), outcomes, strict=True))
+            self.origins.update((int(served.slate[row]), origin) for row, origin in origins)
         return served
+
+    def _origins(self, arm: np.ndarray) -> list[tuple[int, str]]:
+        """Count, per arm whose policy reports where its last slates came from, its own sessions shown a
+        pipeline slate and those shown the fallback's; ``(row, request_id)`` of the former."""
+        found = []
+        for a, policy in enumerate(self.policies):
+            origin = getattr(policy, "last_origin", None)
+            if origin is None:
+                continue
+            mine = np.flatnonzero(arm == a).tolist()
+            shown = [(r, origin[r]) for r in mine if origin[r] is not None]
+            self.shown[a] += (len(shown), len(mine) - len(shown))
+            found += shown
+        return found
 
     def summary(self, written: np.ndarray) -> dict[str, object]:
         """What the run's report says: served sessions written per arm (``written``), and each policy's
         counters (if it keeps any), which count every slate it made, also for sessions generated past the
         run's end and for the other arms' sessions (their potential outcomes)."""
         arms = {}
-        for (name, policy), served, p in zip(self.design.arms, written.tolist(), self.policies, strict=True):
+        for a, ((name, policy), served, p) in enumerate(zip(self.design.arms, written.tolist(), self.policies,
+                                                            strict=True)):
             arms[name] = {"policy": policy, "served_sessions": served, **getattr(p, "counters", {})}
+            if hasattr(p, "last_origin"):  # of this arm's own sessions (generated, a few past a live run's end)
+                arms[name]["sessions_shown_pipeline"], arms[name]["sessions_shown_fallback"] = self.shown[a].tolist()
         return {"name": self.design.name, "salt": self.design.assignment_salt, "served_share": self.design.served_share,
                 "slate_k": self.design.slate_k, "position_bias": self.design.position_bias, "arms": arms}
 

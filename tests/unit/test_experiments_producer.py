@@ -152,3 +152,19 @@ def test_analyze_counts_each_users_first_sessions_unless_told_otherwise(produced
     assert "every served session" in capsys.readouterr().out
     assert analyze_main(["--experiment", "home", "--events", str(out), "--max-sessions-per-user", "-1"]) == 2
     assert "max_sessions_per_user" in capsys.readouterr().err
+
+
+def test_analyze_counts_what_the_flow_accepts_duplicates_and_invalid_events_skipped(produced, tmp_path):
+    out, events, _ = produced
+    served = [e for e in events if e["schema_version"] == 2]
+    noisy = tmp_path / "noisy.jsonl"
+    extra = [*served[:300], *({**e, "event_id": e["event_id"] + "-bad", "position": "first"} for e in served[300:400]),
+             *({**e, "event_id": e["event_id"] + "-v3", "schema_version": 3} for e in served[400:500])]
+    noisy.write_bytes(out.read_bytes() + b"".join(orjson.dumps(e) + b"\n" for e in extra))
+    arms = {}
+    for name, path in (("clean", out), ("noisy", noisy)):
+        argv = ["--experiment", "home", "--events", str(path), "--out", str(tmp_path / name), "--looks", "2"]
+        assert analyze_main(argv) == 0
+        report = json.loads((tmp_path / name / "home.json").read_text())
+        arms[name] = [(a["users"], a["impressions"], a["clicks"]) for a in report["arms"]]
+    assert arms["noisy"] == arms["clean"]
