@@ -33,7 +33,7 @@ test-fast: $(STAMP)  ## unit and contract tests only (no broker)
 test-pure: $(STAMP)  ## unit and contract tests with the hot path as Python source (docs/compiled-hot-path.md)
 	RECSTREAM_PURE_PYTHON=1 $(PY) -m pytest -m "not integration" -q
 
-demo: $(STAMP)  ## generate history, backfill features, train, evaluate, then run live with scoring
+demo: $(STAMP)  ## generate history, backfill features, train, evaluate, run live with scoring and an A/B test
 	$(PY) -m demo
 
 bench: $(STAMP)  ## run every benchmark (~20 min) and write the tables to benchmarks/README.md
