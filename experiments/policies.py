@@ -229,7 +229,7 @@ class OraclePolicy:
 MODEL_POLICIES: Final = {
     "pipeline": "the features flow's slates on the recommendations topic (a broker; the producer only)",
     "two-tower": "a retriever artifact trained on this world (python -m models.train_retrieval; --retriever PATH)",
-    "two-tower-dlrm": "the features flow's slates (the recommendations topic): not available in-process yet",
+    "two-tower-dlrm": "the features flow's point-in-time counts: run it as the 'pipeline' policy (the closed loop)",
 }
 POLICY_NAMES: Final = ("random", "popularity", "popularity-explore", "oracle", *MODEL_POLICIES)
 
@@ -283,7 +283,7 @@ def make_policy(name: str, world: World, params: ModelParams, funnel: Funnel, or
         # Re-ranking the Two-Tower's candidates with the DLRM needs the flow's point-in-time counts of
         # the user, every candidate and the user x its category; the flow's slate stage makes exactly
         # these slates (slates/ranker.py), so this arm is to come from the recommendations topic.
-        msg = f"policy {name!r} is not available yet: it needs {MODEL_POLICIES[name]}"
+        msg = f"policy {name!r} is not built in-process: it needs {MODEL_POLICIES[name]}; docs/experiments.md"
         raise ValueError(msg)
     msg = f"unknown policy {name!r}; expected one of {', '.join(POLICY_NAMES)}"
     raise ValueError(msg)

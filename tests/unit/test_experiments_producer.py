@@ -116,7 +116,9 @@ def test_analyze_reads_the_producers_files(produced, tmp_path, capsys):
         (["--experiment", "x", "--slate-k", "0"], "--slate-k must be between 1 and 100"),
         (["--experiment", "bad name"], "--experiment must be 1-64 letters"),
         (["--served-share", "0.5"], "--served-share need --experiment NAME"),
-        (["--experiment", "x", "--arms", "a=two-tower,b=random"], "policy 'two-tower'"),
+        (["--experiment", "x", "--arms", "a=two-tower,b=random", "--retriever", "no/such/two_tower.pt"],
+         "policy 'two-tower' needs a retriever artifact"),
+        (["--experiment", "x", "--arms", "a=popularity,b=two-tower-dlrm"], "run it as the 'pipeline' policy"),
     ],
 )
 def test_bad_experiment_flags_are_one_line_and_exit_code_2(args, needle, capsys):
