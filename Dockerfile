@@ -31,12 +31,13 @@ COPY dataflows ./dataflows
 COPY models ./models
 COPY slates ./slates
 COPY demo ./demo
+COPY experiments ./experiments
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-cache-dir . \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && rm -rf common events broker features producers dataflows models slates demo setup.py build
+    && rm -rf common events broker features producers dataflows models slates demo experiments setup.py build
 # ^ the sources leave /app once installed: first on sys.path there, they would run instead of
 #   the compiled modules in site-packages.
 

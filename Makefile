@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast test-pure demo bench bench-peers broker-start broker-stop clean
+.PHONY: help venv test test-fast test-pure demo bench bench-peers bench-experiments broker-start broker-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -33,11 +33,14 @@ test-fast: $(STAMP)  ## unit and contract tests only (no broker)
 test-pure: $(STAMP)  ## unit and contract tests with the hot path as Python source (docs/compiled-hot-path.md)
 	RECSTREAM_PURE_PYTHON=1 $(PY) -m pytest -m "not integration" -q
 
-demo: $(STAMP)  ## generate history, backfill features, train, evaluate, then run live with scoring
+demo: $(STAMP)  ## generate history, backfill features, train, evaluate, run live with scoring and an A/B test
 	$(PY) -m demo
 
 bench: $(STAMP)  ## run every benchmark (~20 min) and write the tables to benchmarks/README.md
 	$(PY) -m benchmarks.run_all --write benchmarks/README.md
+
+bench-experiments: $(STAMP)  ## check the A/B statistics on hundreds of simulated experiments (~6 min; docs/experiments.md)
+	$(PY) -m benchmarks.bench_experiments
 
 # Quix Streams pins its own confluent-kafka, so the peer comparison runs it from its own
 # virtual environment, every package pinned in benchmarks/peers/requirements.txt.

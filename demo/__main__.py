@@ -8,9 +8,12 @@
 4. a DLRM is trained on them, 5. evaluated against baselines and the generator's oracle;
 6. a Two-Tower retriever is trained on the same examples and the profiles the producer
    published, 7. evaluated against popularity baselines and the generator's oracle retriever;
-8. the features flow starts live with both models, the producer streams at ``--rate`` for
-   ``--live-seconds``, and a few user/item window, score, slate and dead-letter records are
-   shown (a slate at every session start: docs/slates.md).
+8. the features flow starts live with both models (a slate at every session start:
+   docs/slates.md), the producer streams at ``--rate`` for ``--live-seconds``, and a few
+   user/item window, score, slate and dead-letter records are shown; the live stream is an A/B
+   experiment (``demo``): treatment users see the flow's slates (the pipeline: Two-Tower
+   candidates ranked by the DLRM), control users popularity's;
+9. the experiment is analysed from the topics: its verdict and the generator's true lift.
 
 Every step is an ordinary command, printed before it runs, so it can be rerun by hand.
 The embedded broker is left running at the end so the topics can be inspected.
@@ -67,7 +70,9 @@ def history_span_s(events: int, rate: float, now_ms: int) -> float:
     return HISTORY_MARGIN * span_for_events(events, rate, now_ms)
 
 
-STEPS: Final = 8
+STEPS: Final = 9
+#: the live stream's A/B test (docs/experiments.md): the closed loop through the flow's slates
+EXPERIMENT: Final = ("--experiment", "demo", "--arms", "control=popularity,treatment=pipeline")
 
 
 def step(n: int, title: str) -> None:
@@ -180,6 +185,25 @@ def retrieval_summary(report: Path) -> None:
             print(f"   10-NN purity of the {what}: {purity[key]['purity']:.3f} (chance {purity[key]['chance']:.3f})")
 
 
+def experiment_summary(report: Path, live: Path) -> None:
+    """The experiment's verdict and true lift (experiments.analyze printed the full table above)."""
+    r = orjson.loads(report.read_bytes())
+    arms = orjson.loads(live.read_bytes()).get("experiment", {}).get("arms", {})
+    t = arms.get("treatment", {})
+    print(f"\n-- experiment {r['experiment']!r} ({report}): treatment = the pipeline's slates, control = popularity")
+    if "sessions_shown_pipeline" in t:
+        print(f"   treatment sessions shown the flow's slate: {t['sessions_shown_pipeline']:,}; popularity's (no slate "
+              f"for the user yet): {t['sessions_shown_fallback']:,}")
+    c = r["comparisons"][0]
+    u, truth = c["ctr"]["user_level"], c.get("true_lift")
+    print(f"   measured lift {100 * u['relative']:+.2f}% (95% CI {100 * u['relative_ci'][0]:+.2f}% to "
+          f"{100 * u['relative_ci'][1]:+.2f}%), p = {u['p']:.3g}")
+    if truth is not None:
+        print(f"   true lift     {100 * truth['relative']:+.2f}% (from the generator's truth; "
+              f"{'covered' if truth['covered_relative'] else 'NOT covered'} by the interval)")
+    print(f"   verdict: {r['verdict']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     d = DemoConfig()
     p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
@@ -240,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                  str(cfg.retriever_path), "--generator-seed", str(cfg.seed), "--map-points", "2000",
                  "--out", str(cfg.reports_dir)), env)
 
-    step(8, f"live: the features flow with both models, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
+    step(8, f"live: the features flow with both models, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s, "
+            "an A/B test")
     history = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["messages"]
     flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--retriever", str(cfg.retriever_path),
                         "--progress-interval", "2")
@@ -249,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"waiting for the flow to read the {history:,} history events (warm state) ...", flush=True)
         flow.wait_for(history, timeout_s=600)
+        # the same world as the history (--seed), so the models trained on it know its users and items
         run(python_m("producers.synthetic", "--rate", str(cfg.rate), "--duration", str(cfg.live_seconds),
-                     "--seed", str(cfg.seed + 1), "--faults", "malformed=0.001,invalid=0.001,duplicate=0.002,late=0.002",
-                     "--progress-interval", "5", "--report", str(cfg.reports_dir / "live.json")), env)
+                     "--seed", str(cfg.seed), "--faults", "malformed=0.001,invalid=0.001,duplicate=0.002,late=0.002",
+                     "--progress-interval", "5", "--report", str(cfg.reports_dir / "live.json"), *EXPERIMENT), env)
         live = orjson.loads((cfg.reports_dir / "live.json").read_bytes())["messages"]
         print(f"waiting for the flow to read the {live:,} live records ...", flush=True)
         flow.wait_for(history + live, timeout_s=300)
@@ -270,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     retrieval = cfg.reports_dir / "retrieval.json"
     if retrieval.exists():
         retrieval_summary(retrieval)
+
+    step(9, "the experiment: treatment (the pipeline's slates) vs control (popularity), against the truth")
+    experiments_dir = cfg.reports_dir / "experiments"
+    run(python_m("experiments.analyze", "--experiment", EXPERIMENT[1], "--events", f"topic:{topics.interactions}",
+                 "--truth", f"topic:{topics.truth}", "--out", str(experiments_dir)), env)
+    experiment_summary(experiments_dir / f"{EXPERIMENT[1]}.json", cfg.reports_dir / "live.json")
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Inspect the topics, e.g.:\n"
           f"   python -m broker.console {topics.scores} --from-beginning --max-messages 5 --print-key\n"
           f"   python -m broker.console {topics.recommendations} --from-beginning --max-messages 2 --print-key\n"

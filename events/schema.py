@@ -6,7 +6,7 @@ Field by field:
 =============== ========== ==========================================================
 field           type       meaning
 =============== ========== ==========================================================
-schema_version  int        contract version; this module reads version 1
+schema_version  int        contract version: 1, or 2 for an event of a served session
 event_id        str        unique per event, deterministic for a producer run
 event_type      str        ``view``, ``click``, ``add_cart`` or ``purchase``
 ts              int        event time, epoch milliseconds, UTC
@@ -22,6 +22,19 @@ view_id         str|null   for click, add_cart and purchase: the ``event_id`` of
 rating          int|null   1 to 5 on purchases, null otherwise
 =============== ========== ==========================================================
 
+**Version 2** is version 1 plus four required fields, on every event of a session in which
+the user was served a slate by an A/B experiment (docs/experiments.md); version 1 events
+carry none of them (an extra field is ignored, as any unknown field):
+
+=============== ========== ==========================================================
+experiment      str        the experiment's name
+arm             str        the user's arm in it
+slate_id        str        the slate served in the session, unique per producer run
+position        int        rank 1..k in the slate of the view (a follow-up: of its view)
+=============== ========== ==========================================================
+
+Readers accept both versions (:data:`SCHEMA_VERSIONS`).
+
 ``events/interaction.schema.json`` says the same in JSON Schema; a contract test keeps the
 two in agreement. :func:`check` is the validator: it returns ``None`` for a valid event and
 otherwise a :class:`Rejection` naming the reason and the field, so every dead letter can say
@@ -36,6 +49,9 @@ True
 Rejection(reason='unknown_event_type', detail="event_type 'like'; expected one of view, click, add_cart, purchase")
 >>> check({**ok, "event_type": "click"}).detail
 'view_id must be a non-empty string on a click'
+>>> served = {**ok, "schema_version": 2, "experiment": "home", "arm": "control", "slate_id": "s-x1", "position": 1}
+>>> check(served) is None, check({**served, "position": 0}).detail
+(True, 'position must be an integer 1..1000 on a version 2 event, got 0')
 """
 
 from __future__ import annotations
@@ -46,7 +62,9 @@ from typing import Any, Final, Literal
 from mypy_extensions import mypyc_attr
 import orjson
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 1  # an event outside any experiment
+SERVED_SCHEMA_VERSION: Final = 2  # an event of a served session: version 1 + EXPERIMENT_FIELDS
+SCHEMA_VERSIONS: Final = (SCHEMA_VERSION, SERVED_SCHEMA_VERSION)
 
 EventType = Literal["view", "click", "add_cart", "purchase"]
 EVENT_TYPES: Final[tuple[EventType, ...]] = ("view", "click", "add_cart", "purchase")
@@ -95,6 +113,9 @@ FIELDS: Final = (
     "view_id",
     "rating",
 )
+#: Fields a version 2 event adds, in the order the producer writes them after :data:`FIELDS`.
+EXPERIMENT_FIELDS: Final = ("experiment", "arm", "slate_id", "position")
+MAX_POSITION: Final = 1000
 
 
 def parsed_keys(names: tuple[str, ...]) -> dict[str, str]:
@@ -112,7 +133,7 @@ def parsed_keys(names: tuple[str, ...]) -> dict[str, str]:
     return {k: k for k in orjson.loads(orjson.dumps(dict.fromkeys(names, 0)))}
 
 
-_KEYS: Final = parsed_keys(FIELDS)
+_KEYS: Final = parsed_keys(FIELDS + EXPERIMENT_FIELDS)
 #: The field names as orjson's key objects (see :func:`parsed_keys`): what the hot path looks up.
 K_SCHEMA_VERSION: Final = _KEYS["schema_version"]
 K_EVENT_ID: Final = _KEYS["event_id"]
@@ -127,6 +148,11 @@ K_DEVICE: Final = _KEYS["device"]
 K_VIEW_ID: Final = _KEYS["view_id"]
 K_RATING: Final = _KEYS["rating"]
 K_SESSION_ID: Final = _KEYS["session_id"]
+K_EXPERIMENT: Final = _KEYS["experiment"]
+K_ARM: Final = _KEYS["arm"]
+K_SLATE_ID: Final = _KEYS["slate_id"]
+K_POSITION: Final = _KEYS["position"]
+_EXPERIMENT_STR_FIELDS: Final = (K_EXPERIMENT, K_ARM, K_SLATE_ID)
 _STR_FIELDS: Final = tuple(_KEYS[f] for f in ("event_id", "user_id", "item_id", "session_id", "category", "country", "device"))
 _MAX_ID_LEN: Final = 128
 #: 2000-01-01T00:00:00Z in epoch ms; anything earlier is a unit error (seconds, not ms).
@@ -160,11 +186,16 @@ class Interaction:
     view_id: str | None = None  # the view a follow-up event came from
     rating: int | None = None  # 1..5 on purchases
     schema_version: int = SCHEMA_VERSION
+    experiment: str | None = None  # version 2: the experiment, arm, slate and position of a served session
+    arm: str | None = None
+    slate_id: str | None = None
+    position: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The event as a dict in :data:`FIELDS` order."""
+        """The event as a dict in :data:`FIELDS` order (then :data:`EXPERIMENT_FIELDS` for version 2)."""
         d = asdict(self)
-        return {f: d[f] for f in FIELDS}
+        names = FIELDS + EXPERIMENT_FIELDS if self.schema_version == SERVED_SCHEMA_VERSION else FIELDS
+        return {f: d[f] for f in names}
 
     def to_json(self) -> bytes:
         """Serialise in :data:`FIELDS` order (the bytes a producer would send)."""
@@ -177,7 +208,8 @@ class Interaction:
         if rejection is not None:
             msg = f"invalid interaction ({rejection.reason}): {rejection.detail}"
             raise ValueError(msg)
-        values: dict[str, Any] = {f: obj.get(f) for f in FIELDS}
+        names = FIELDS + EXPERIMENT_FIELDS if obj.get("schema_version") == SERVED_SCHEMA_VERSION else FIELDS
+        values: dict[str, Any] = {f: obj.get(f) for f in names}
         return cls(**values)
 
 
@@ -185,17 +217,19 @@ def check(obj: Any) -> Rejection | None:
     """Validate a decoded event; return None if valid, else the reason it is refused.
 
     Unknown extra fields are allowed (forward compatibility); every field in
-    :data:`FIELDS` except ``view_id`` and ``rating`` is required.
+    :data:`FIELDS` except ``view_id`` and ``rating`` is required, and on version 2 every field
+    of :data:`EXPERIMENT_FIELDS`.
     """
     if type(obj) is not dict:
         return Rejection("unparseable", f"expected a JSON object, got {type(obj).__name__}")
     event: dict[str, Any] = obj  # typed: compiled (events/native.py), its reads are native dict reads
     version = event.get(K_SCHEMA_VERSION)
-    if version != SCHEMA_VERSION or type(version) is not int:  # True == 1, but is not a version
+    if type(version) is not int or (version != SCHEMA_VERSION and version != SERVED_SCHEMA_VERSION):  # True == 1, but is not a version
         if version is None:
             return Rejection("schema", "missing field 'schema_version'")
         return Rejection(
-            "unsupported_schema_version", f"schema_version {version!r}; this reader knows {SCHEMA_VERSION}"
+            "unsupported_schema_version",
+            f"schema_version {version!r}; this reader knows {SCHEMA_VERSION} and {SERVED_SCHEMA_VERSION}",
         )
     for f in _STR_FIELDS:
         v = event.get(f)
@@ -236,6 +270,24 @@ def check(obj: Any) -> Rejection | None:
             return Rejection("schema", f"rating must be an integer 1..5 on a purchase, got {rating!r}")
     elif rating is not None:
         return Rejection("schema", f"rating must be null on a {event_type}, got {rating!r}")
+    if version == SERVED_SCHEMA_VERSION:
+        return _check_served(event)
+    return None
+
+
+def _check_served(event: dict[str, Any]) -> Rejection | None:
+    """The fields a version 2 event adds."""
+    for f in _EXPERIMENT_STR_FIELDS:
+        v = event.get(f)
+        if type(v) is not str or not v or len(v) > _MAX_ID_LEN:
+            if f not in event:
+                return Rejection("schema", f"missing field {f!r} (required on version 2)")
+            return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
+    position = event.get(K_POSITION)
+    if type(position) is not int or not 1 <= position <= MAX_POSITION:
+        if "position" not in event:
+            return Rejection("schema", "missing field 'position' (required on version 2)")
+        return Rejection("schema", f"position must be an integer 1..{MAX_POSITION} on a version 2 event, got {position!r}")
     return None
 
 

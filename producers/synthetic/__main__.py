@@ -6,6 +6,8 @@ Examples::
     python -m producers.synthetic --rate 2000 --duration 60               # live, to Kafka
     python -m producers.synthetic --backfill --days 1 --rate 20 --sink jsonl --out data/day.jsonl
     python -m producers.synthetic --check                                 # OK / FAIL round trip
+    python -m producers.synthetic --backfill --duration 600 --sink jsonl --out data/exp.jsonl \
+        --experiment homepage --arms control=popularity,treatment=random  # an A/B test (docs/experiments.md)
 
 Exit codes: 0 done (also after Ctrl-C), 1 delivery failures or a failed --check, 2 bad
 configuration or no broker.
@@ -26,6 +28,7 @@ from confluent_kafka import KafkaException
 
 from broker.admin import BrokerUnreachable
 from broker.config import BOOTSTRAP_ENV
+from experiments import design as experiment_design
 from producers.synthetic.config import SINKS, ModelParams, ProducerConfig, flag
 from producers.synthetic.faults import FaultRates
 from producers.synthetic.report import dataset_text
@@ -111,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
             kind, shown, metavar = type(f.default), f"{f.default:g}", "N" if isinstance(f.default, int) else "X"
         model.add_argument(flag(f.name), dest=f"model_{f.name}", type=kind, default=f.default, metavar=metavar,
                            help=f"{f.metadata['help']} (default: {shown})")  # fmt: skip
+    experiment_design.add_arguments(p)
     return p
 
 
@@ -126,8 +130,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def config_from_args(args: argparse.Namespace) -> ProducerConfig:
     """Map parsed flags onto the config dataclasses (raises ConfigError)."""
     model = ModelParams(**{f.name: getattr(args, f"model_{f.name}") for f in fields(ModelParams)})
-    run = {f.name: getattr(args, f.name) for f in fields(ProducerConfig) if f.name != "model"}
-    return ProducerConfig(**run, model=model)
+    run = {f.name: getattr(args, f.name) for f in fields(ProducerConfig) if f.name not in ("model", "experiment")}
+    return ProducerConfig(**run, model=model, experiment=experiment_design.from_args(args))
 
 
 def _fault_rates(spec: str) -> FaultRates:

@@ -25,12 +25,13 @@ from events.schema import CATEGORIES, DEVICES
 from producers.synthetic.config import ModelParams
 from producers.synthetic.world import World, sample_cdf
 
-Choice = Literal["preferred", "popular", "random"]
-CHOICES: Final[tuple[Choice, ...]] = ("preferred", "popular", "random")
+Choice = Literal["preferred", "popular", "random", "slate"]
+#: how a view's item was chosen; "slate": shown by a policy in a served session (producers/synthetic/serving.py)
+CHOICES: Final[tuple[Choice, ...]] = ("preferred", "popular", "random", "slate")
 STAGES: Final = ("click", "cart", "purchase")
-#: purchase rating range [low, high] and centre per choice route (seed: 4-5, 3-5, 1-5)
-RATING_RANGE: Final = ((4, 5), (3, 5), (1, 5))
-RATING_CENTRE: Final = (4.3, 3.8, 3.0)
+#: purchase rating range [low, high] and centre per choice route (seed: 4-5, 3-5, 1-5; served items rate like random ones)
+RATING_RANGE: Final = ((4, 5), (3, 5), (1, 5), (1, 5))
+RATING_CENTRE: Final = (4.3, 3.8, 3.0, 3.0)
 RATING_AFFINITY_ORIGIN: Final = 1.0  # affinity of a typical purchase; above it rates higher
 
 

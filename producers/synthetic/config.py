@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from experiments.design import ExperimentDesign
 from producers.synthetic.faults import FaultRates
 
 Mode = Literal["live", "backfill"]
@@ -160,6 +161,7 @@ class ProducerConfig:
     block_events: int = 65_536  # events generated per numpy block (throughput vs. memory)
     parallel: Parallel = "auto"  # build batches in a worker process; auto: file backfills >= 300k events, live >= 20k/s
     model: ModelParams = field(default_factory=ModelParams)
+    experiment: ExperimentDesign | None = None  # experiment mode: serve slates to enrolled users (--experiment)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -186,6 +188,9 @@ class ProducerConfig:
         _check(self.progress_interval_s >= 0, "progress_interval_s", self.progress_interval_s, ">= 0")
         _check(self.block_events >= 64, "block_events", self.block_events, ">= 64")
         _check(self.parallel in PARALLEL, "parallel", self.parallel, f"one of {', '.join(PARALLEL)}")
+        if self.experiment is not None and self.parallel == "on":
+            msg = "--parallel on does not go with --experiment: the policies run in the producer's process"
+            raise ConfigError(msg)
 
     @property
     def truth_path(self) -> Path | None:

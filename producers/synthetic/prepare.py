@@ -96,6 +96,15 @@ def prepare(cfg: ProducerConfig, wall: Wall = time.time, purpose: str = "stream"
         f"{purpose}|seed={cfg.seed}|start={start_ms}|mode={cfg.mode}|rate={cfg.rate!r}"
         f"|block={block_events(cfg)}|{cfg.model!r}"
     )
+    if cfg.experiment is not None:
+        identity += f"|{cfg.experiment!r}"
     tag = run_tag(identity)
     simulator = SessionSimulator(world, cfg.model, funnel, cfg.rate, start_ms, np.random.default_rng(behaviour_ss))
-    return Setup(world, funnel, start_ms, tag, Serializer(world, tag), simulator, np.random.default_rng(fault_ss))
+    serializer = Serializer(world, tag)
+    if cfg.experiment is not None:  # experiment mode: serving (producers/synthetic/serving.py)
+        from producers.synthetic.serving import build_serving
+
+        simulator.serving = build_serving(cfg.experiment, world, cfg.model, funnel, cfg.seed, start_ms, cfg.rate)
+        outcomes, origins = simulator.serving.for_serializer() if cfg.truth else ({}, {})  # no truth: keep none
+        serializer.for_experiment(cfg.experiment.name, cfg.experiment.arm_names, outcomes, origins)
+    return Setup(world, funnel, start_ms, tag, serializer, simulator, np.random.default_rng(fault_ss))

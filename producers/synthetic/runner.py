@@ -92,6 +92,8 @@ def use_worker(cfg: ProducerConfig) -> bool:
     """
     if cfg.parallel != "auto":
         return cfg.parallel == "on"
+    if cfg.experiment is not None:  # the policies (models, a Kafka consumer) stay in this process
+        return False
     if cfg.mode == "live":  # generating a block pauses sending; at high rates that costs accuracy
         return cfg.rate >= PARALLEL_MIN_LIVE_RATE
     if cfg.sink == "kafka":
@@ -285,6 +287,8 @@ def run(
     elapsed_s = clock() - t0
     report = build_report(cfg, setup, emitter.stats, sink, paced_s if live else elapsed_s, elapsed_s, interrupted)
     report["profiles"] = published
+    if setup.simulator.serving is not None:
+        report["experiment"] = setup.simulator.serving.summary(setup.serializer.served_sessions)
     return report
 
 

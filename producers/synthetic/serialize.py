@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 import orjson
 
-from events.schema import CATEGORIES, COUNTRIES, DEVICES, EVENT_TYPES, FIELDS, SCHEMA_VERSION
+from events.schema import CATEGORIES, COUNTRIES, DEVICES, EVENT_TYPES, FIELDS, SCHEMA_VERSION, SERVED_SCHEMA_VERSION
 from producers.synthetic.behavior import CHOICES
 from producers.synthetic.stream import VIEW, EventBlock
 from producers.synthetic.world import World
@@ -57,6 +57,28 @@ class Serializer:
         self._user_country = users.country.astype(np.int64) * len(DEVICES)
         self._rating = ["null", "1", "2", "3", "4", "5"]
         self._prefix = f'{{"schema_version":{SCHEMA_VERSION},"event_id":"{tag}-'
+        self.experiment: tuple[str, tuple[str, ...]] | None = None  # (name, arm names) in experiment mode
+        self.slate_truth: dict[int, np.ndarray] = {}  # slate -> expected clicks per arm, until its first view's truth
+        self.slate_origin: dict[int, str] = {}  # slate -> request_id of the flow's slate it showed, likewise
+        self.served_sessions = np.zeros(0, dtype=np.int64)  # per arm: served sessions written (their rank-1 views)
+
+    def for_experiment(self, name: str, arms: tuple[str, ...], slate_truth: dict[int, np.ndarray],
+                       slate_origin: dict[int, str] | None = None) -> None:
+        """Write served sessions' events as version 2 and their truth with the slates' potential outcomes.
+
+        ``slate_truth`` (and ``slate_origin``: the flow's ``request_id`` of a slate the ``pipeline``
+        policy showed) are filled by the serving code (:class:`producers.synthetic.serving.Serving`)
+        and emptied here: each slate's entry goes with the truth record of its first view.
+        Names are plain (``experiments.design``), so they need no JSON escaping.
+        """
+        self.experiment, self.slate_truth = (name, arms), slate_truth
+        self.slate_origin = {} if slate_origin is None else slate_origin
+        self.served_sessions = np.zeros(len(arms), dtype=np.int64)
+
+    def _served_suffix(self, arm: int, slate: int, position: int) -> str:
+        assert self.experiment is not None
+        name, arms = self.experiment
+        return f',"experiment":"{name}","arm":"{arms[arm]}","slate_id":"{self.tag}-x{slate}","position":{position}}}'
 
     def event_ids(self, counters: np.ndarray) -> list[str]:
         """``event_id`` strings of event counters."""
@@ -79,13 +101,27 @@ class Serializer:
             self._head, self.user_ids, self._item, self._item_tail, self._ctx, self._prefix
         )  # fmt: skip
         ctx_index = (self._user_country[block.user] + block.device).tolist()
-        return [
+        values = [
             f'{prefix}{c}{head[e]}{t},"user_id":"{user[u]}","item_id":"{item[i]}{s}{item_tail[i]}{ctx[x]}{tail}'.encode()
             for c, e, t, u, i, s, x, tail in zip(
                 block.counter.tolist(), block.etype.tolist(), ts_ms.tolist(), block.user.tolist(),
                 block.item.tolist(), block.session.tolist(), ctx_index, tails, strict=True,
             )
         ]  # fmt: skip
+        if self.experiment is not None:
+            served = np.flatnonzero(block.arm >= 0)
+            if len(served):
+                self._serve(values, block, served)
+                first = (block.etype[served] == VIEW) & (block.position[served] == 1)  # rank 1 is always viewed
+                self.served_sessions += np.bincount(block.arm[served][first], minlength=len(self.served_sessions))
+        return values
+
+    def _serve(self, values: list[bytes], block: EventBlock, rows: np.ndarray) -> None:
+        """Turn the records at ``rows`` of served events into version 2 (fields appended, version bumped)."""
+        old, new = f'{{"schema_version":{SCHEMA_VERSION},'.encode(), f'{{"schema_version":{SERVED_SCHEMA_VERSION},'.encode()
+        for r, a, sl, pos in zip(rows.tolist(), block.arm[rows].tolist(), block.slate[rows].tolist(),
+                                 block.position[rows].tolist(), strict=True):
+            values[r] = new + values[r][len(old) : -1] + self._served_suffix(a, sl, pos).encode()
 
     def truth(self, block: EventBlock) -> tuple[list[bytes], list[bytes]]:
         """Truth records of the block's views: ``(keys, values)``, key = event_id."""
@@ -97,7 +133,33 @@ class Serializer:
             f'{{"event_id":"{e}","kind":"view","p_click":{text[a]},"p_cart":{text[b]},"p_purchase":{text[c]},"choice":"{choice[ch]}"}}'.encode()
             for e, a, b, c, ch in zip(ids, *scaled, block.choice[views].tolist(), strict=True)
         ]
+        if self.experiment is not None:
+            served = np.flatnonzero(block.arm[views] >= 0)
+            if len(served):
+                served_views = block.take(views)
+                for r, a, sl, pos in zip(served.tolist(), served_views.arm[served].tolist(),
+                                         served_views.slate[served].tolist(), served_views.position[served].tolist(),
+                                         strict=True):
+                    values[r] = values[r][:-1] + self._served_suffix(a, sl, pos).encode()
+                self._slate_outcomes(values, served_views, served)
         return [e.encode() for e in ids], values
+
+    def _slate_outcomes(self, values: list[bytes], views: EventBlock, rows: np.ndarray) -> None:
+        """Add the slate's potential outcomes to the truth record of its first view (the first one written)."""
+        assert self.experiment is not None
+        arms = self.experiment[1]
+        for r, sl in zip(rows.tolist(), views.slate[rows].tolist(), strict=True):
+            entry = self.slate_truth.pop(sl, None)
+            if entry is None:
+                continue
+            expected_views, clicks = float(entry[0]), entry[1:].tolist()
+            slate: dict[str, object] = {
+                "expected_views": round(expected_views, 6),
+                "expected_clicks": {a: round(float(c), 6) for a, c in zip(arms, clicks, strict=True)}}
+            origin = self.slate_origin.pop(sl, None)
+            if origin is not None:
+                slate["pipeline_request_id"] = origin
+            values[r] = values[r][:-1] + b',"slate":' + orjson.dumps(slate) + b"}"
 
 
 def fault_record(event_id: str, fault: str, detail: str) -> bytes:

@@ -17,14 +17,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from events.schema import EVENT_TYPE_INDEX
-from producers.synthetic.behavior import Funnel, choose_items, draw_devices, probabilities, ratings
+from producers.synthetic.behavior import CHOICES, Funnel, choose_items, draw_devices, probabilities, ratings
 from producers.synthetic.config import ModelParams
 from producers.synthetic.world import COUNTRY_P, UTC_OFFSET_H, World, sample_cdf
+
+if TYPE_CHECKING:
+    from producers.synthetic.serving import Serving
 
 #: relative session intensity by local hour 0..23 (quiet at night, peak in the evening)
 HOURLY_PROFILE: Final = np.array(
@@ -33,6 +36,7 @@ HOURLY_PROFILE: Final = np.array(
 )  # fmt: skip
 GROUP: Final = 16  # blocks per group when filing events that land far ahead
 VIEW, CLICK, CART, PURCHASE = (EVENT_TYPE_INDEX[t] for t in ("view", "click", "add_cart", "purchase"))
+SLATE: Final = CHOICES.index("slate")
 
 
 def hourly_intensity(amplitude: float) -> np.ndarray:
@@ -105,6 +109,9 @@ class EventBlock:
     p_purchase: np.ndarray  # float64 true P(purchase | add_cart)
     choice: np.ndarray  # int8 index into behavior.CHOICES
     clicked: np.ndarray  # bool: on a view, whether the simulated user clicked it
+    arm: np.ndarray  # int8 experiment arm of a served session's events; -1 otherwise
+    slate: np.ndarray  # int64 slate number of a served session's events; -1 otherwise
+    position: np.ndarray  # int8 rank 1..k in the slate of the (originating) view; 0 otherwise
 
     def __len__(self) -> int:
         return len(self.t_ms)
@@ -142,6 +149,7 @@ class SessionSimulator:
         self.intensity = hourly_intensity(params.diurnal_amplitude)
         self.next_counter = 0
         self.next_session = 0
+        self.serving: Serving | None = None  # experiment mode: serves some sessions a slate (serving.py)
 
     def blocks(self, block_events: int) -> Iterator[EventBlock]:
         """Yield consecutive blocks of events in ``(t_ms, counter)`` order, forever.
@@ -165,6 +173,8 @@ class SessionSimulator:
             new = self._sessions(k * span_ms / 1000.0, (k + 1) * span_ms / 1000.0)
             # float rounding must not date a session before its block
             new = replace(new, t_ms=np.maximum(new.t_ms, self.start_ms + k * span_ms))
+            if self.serving is not None:  # later sessions' policies may learn from these events
+                self.serving.observe(new)
             bucket = (new.t_ms - self.start_ms) // span_ms  # (n,) block index of each event
             near = bucket // GROUP == group
             _file(by_block, bucket[near], new.take(near))
@@ -172,6 +182,11 @@ class SessionSimulator:
             parts = by_block.pop(k, [])
             out = EventBlock.concat(parts) if parts else new.take(slice(0, 0))
             yield out.take(np.lexsort((out.counter, out.t_ms)))
+
+    def session_events(self, t0: float, t1: float) -> EventBlock:
+        """Every event of the sessions that start in ``[t0, t1)`` seconds after start, in generation order
+        (follow-ups may lie past ``t1``); :meth:`blocks` files them by time instead."""
+        return self._sessions(t0, t1)
 
     def _session_starts(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
         """Session start times (seconds after start) and users in ``[t0, t1)``, by thinning."""
@@ -190,6 +205,11 @@ class SessionSimulator:
         n_sessions = len(t_start)
         s_device = draw_devices(self.world, p, s_user, rng)
         n_views = rng.geometric(1.0 / p.views_per_session, n_sessions)
+        served = None
+        if self.serving is not None:  # served sessions view their slate instead of browsing
+            served = self.serving.serve(self.start_ms + np.floor(t_start * 1000.0).astype(np.int64), s_user, s_device)
+            if served is not None:
+                n_views[served.session] = served.views
         sess = np.repeat(np.arange(n_sessions), n_views)  # (V,) session of each view
         first = np.cumsum(n_views) - n_views  # (S,) index of each session's first view
         gaps = rng.exponential(p.view_gap_s, len(sess))
@@ -198,6 +218,14 @@ class SessionSimulator:
         t_view = t_start[sess] + walked - walked[first][sess]
         user, device = s_user[sess], s_device[sess]
         item, choice = choose_items(self.world, p, user, rng)
+        arm = np.full(len(sess), -1, dtype=np.int8)
+        slate = np.full(len(sess), -1, dtype=np.int64)
+        position = np.zeros(len(sess), dtype=np.int8)
+        if served is not None:
+            view_rows = served.view_rows(first)
+            item[view_rows], choice[view_rows], position[view_rows] = served.item, SLATE, served.position
+            arm[view_rows] = np.repeat(served.arm, served.views)
+            slate[view_rows] = np.repeat(served.slate, served.views)
         prob = probabilities(self.world, p, self.funnel, user, item, device)
         n = len(sess)
         clicked = rng.random(n) < prob.click
@@ -232,6 +260,9 @@ class SessionSimulator:
             p_purchase=prob.purchase[rows],
             choice=choice[rows],
             clicked=is_view & clicked[rows],
+            arm=arm[rows],
+            slate=slate[rows],
+            position=position[rows],
         )
         self.next_counter += total
         self.next_session += n_sessions

@@ -77,10 +77,10 @@ def test_solve_intercept_weights_the_average():
 
 def test_ratings_stay_in_each_routes_range():
     rng = np.random.default_rng(6)
-    choice = np.repeat(np.arange(3), 10_000)
+    choice = np.repeat(np.arange(len(CHOICES)), 10_000)
     r = ratings(PARAMS, choice, rng.normal(1.0, 1.0, len(choice)), rng)
     ranges = {c: (r[choice == i].min(), r[choice == i].max()) for i, c in enumerate(CHOICES)}
-    assert ranges == {"preferred": (4, 5), "popular": (3, 5), "random": (1, 5)}
+    assert ranges == {"preferred": (4, 5), "popular": (3, 5), "random": (1, 5), "slate": (1, 5)}
     high = ratings(PARAMS, np.full(5000, 2), np.full(5000, 3.0), rng).mean()
     low = ratings(PARAMS, np.full(5000, 2), np.full(5000, -1.0), rng).mean()
     assert high > low + 0.5

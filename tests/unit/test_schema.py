@@ -32,7 +32,8 @@ def test_valid_events_pass(event):
 
 INVALID = [
         ([1, 2], "unparseable", "JSON object"),
-        ({**VIEW, "schema_version": 2}, "unsupported_schema_version", "schema_version 2"),
+        ({**VIEW, "schema_version": 3}, "unsupported_schema_version", "schema_version 3"),
+        ({**VIEW, "schema_version": 2}, "schema", "missing field 'experiment' (required on version 2)"),
         ({k: v for k, v in VIEW.items() if k != "schema_version"}, "schema", "schema_version"),
         ({k: v for k, v in VIEW.items() if k != "user_id"}, "schema", "'user_id'"),
         ({**VIEW, "user_id": ""}, "schema", "user_id"),
