@@ -11,6 +11,9 @@
 8. the features flow starts live with the model, the producer streams at ``--rate`` for
    ``--live-seconds``, and a few user/item window, score and dead-letter records are shown.
 
+At the end the history is explored (and OTTO's sample beside it, when the workspace has it),
+the slates are summed up, and ``reports/index.html`` is written (``python -m reporting``).
+
 Every step is an ordinary command, printed before it runs, so it can be rerun by hand.
 The embedded broker is left running at the end so the topics can be inspected.
 """
@@ -179,6 +182,24 @@ def retrieval_summary(report: Path) -> None:
             print(f"   10-NN purity of the {what}: {purity[key]['purity']:.3f} (chance {purity[key]['chance']:.3f})")
 
 
+#: OTTO's real clickstream sample where the workspace keeps it (shared/data/SOURCES.md); explored when present
+OTTO_SAMPLE: Final = Path("../shared/data/otto_sample/train.jsonl")
+
+
+def report_page(cfg: DemoConfig, env: dict[str, str], topics: Topics) -> Path:
+    """Explore the history (only its run's events), OTTO's sample if present, the slates; write the page."""
+    tag = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["run_tag"]
+    explore = cfg.reports_dir / "explore"
+    run(python_m("reporting.explore", "--input", f"topic:{topics.interactions}", "--run-tag", tag,
+                 "--generator-seed", str(cfg.seed), "--out", str(explore / "generated")), env)
+    if OTTO_SAMPLE.is_file():
+        run(python_m("reporting.explore", "--input", str(OTTO_SAMPLE), "--out", str(explore / "otto")), env)
+    run(python_m("reporting.slates", "--input", f"topic:{topics.recommendations}", "--out",
+                 str(cfg.reports_dir / "slates.json")), env)
+    run(python_m("reporting", "--reports", str(cfg.reports_dir)), env)
+    return cfg.reports_dir / "index.html"
+
+
 def main(argv: list[str] | None = None) -> int:
     d = DemoConfig()
     p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
@@ -219,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step(3, "features backfill over the history -> labelled examples")
     run(python_m("dataflows.features", "--backfill", "--output", "none", "--examples-out", str(examples),
-                 "--model", "none", "--progress-interval", "5"), env)
+                 "--model", "none", "--progress-interval", "5", "--counters-out",
+                 str(cfg.reports_dir / "flow_backfill.json")), env)
 
     step(4, "train the DLRM")
     run(python_m("models.train", "--examples", str(examples), "--out", str(cfg.model_path),
@@ -241,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step(8, f"live: the features flow with the model, the producer at {cfg.rate:g}/s for {cfg.live_seconds:g} s")
     history = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["messages"]
-    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "2")
+    flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--progress-interval", "2",
+                        "--counters-out", str(cfg.reports_dir / "flow_live.json"))
     print(f"$ {shown(flow_cmd)}   (in the background)", flush=True)
     flow = FlowWatcher(flow_cmd, env)
     try:
@@ -267,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     retrieval = cfg.reports_dir / "retrieval.json"
     if retrieval.exists():
         retrieval_summary(retrieval)
+    page = report_page(cfg, env, topics)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Inspect the topics, e.g.:\n"
           f"   python -m broker.console {topics.scores} --from-beginning --max-messages 5 --print-key\n"
-          f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.")
+          f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.\n"
+          f"the run report: {page.resolve()}")
     return 0
 
 
