@@ -143,7 +143,8 @@ class _SlateLogic(StatefulBatchLogic):
     def __init__(self, ctx: _Context, ranker: SlateRanker, resume: bytes | None):
         self.ctx, self.ranker = ctx, ranker
         self.state: SlateStageState = (pickle.loads(resume) if resume is not None
-                                       else SlateStageState(ctx.config.features, ctx.config.features.item_shards))
+                                       else SlateStageState(ctx.config.features, ctx.config.features.item_shards,
+                                                            ctx.partitions))
 
     def on_batch(self, values: list) -> tuple[list, bool]:
         for message in values:
@@ -176,7 +177,8 @@ def load_slates(config: FlowConfig, scorer: Any | None, bootstrap: str | None) -
     assert bootstrap is not None  # output is kafka
     users = load_table(f"topic:{config.topics.users}", "users", bootstrap)
     ranker = SlateRanker(retriever, scorer.score, scorer.version, users,
-                         SlateSettings(config.slate_candidates, len(config.features.horizons)))
+                         SlateSettings(config.slate_candidates, len(config.features.horizons),
+                                       config.features.item_delay_ms))
     print(f"features: slates of {config.slate_k} at every session start to {config.topics.recommendations}, "
           f"retriever {path} (version {retriever.version}), {len(users):,} user profiles", file=sys.stderr)
     return ranker

@@ -154,8 +154,15 @@ class Records:
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
 @dataclass
 class SlateRequests:
-    """Requests for slates from one batch of one partition, for the slate stage."""
+    """Requests for slates from one batch of one partition, for the slate stage.
 
+    ``floor``: the partition's watermark after the batch; its later requests are all at or
+    after it (events behind the watermark are refused), so the slate stage may drop the item
+    tiles that no request at or after the floors of all partitions can read.
+    """
+
+    partition: int
+    floor: int
     requests: list[SlateRequest]
 
 
@@ -238,6 +245,7 @@ class PartitionState:
             self.history = UserHistory(config.recent_items, config.allowed_lateness_ms, config.purchase_window_ms)
         # Slates at session starts (slate_k > 0 items each); they need the history too.
         self.slate_k = slate_k
+        self.sent_slate_floor = NEG_INF  # the floor last sent to the slate stage
         if slate_k and self.history is None:
             msg = "slates need the user history (slate_k > 0 with want_history=False)"
             raise ValueError(msg)
@@ -256,7 +264,7 @@ class PartitionState:
     #: What a snapshot keeps besides the constructor's arguments (the item-shard cache and the
     #: wall clock of the last event start empty).
     SNAPSHOT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "users", "user_windows", "history", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
+        "users", "user_windows", "history", "sent_slate_floor", "category_slots", "max_ts", "watermark", "seen", "seen_order", "next_boundary", "next_forget",
         "sent_watermark", "counters",
     )
 
@@ -416,8 +424,9 @@ class PartitionState:
             out.append(Records(records))
         if follow_ups:
             out.append(FollowUps(follow_ups))
-        if slate_requests:
-            out.append(SlateRequests(slate_requests))
+        if slate_requests or (slate_k and self.sent_slate_floor != self.watermark):
+            out.append(SlateRequests(self.partition, self.watermark, slate_requests))
+            self.sent_slate_floor = self.watermark
         return out
 
     def _item_shard(self, item_id: str) -> int:

@@ -26,7 +26,7 @@ def offline_slates(config: FeaturesConfig, batches: Iterable[RawBatch], partitio
     for batch in batches:
         pipeline.feed(batch)
     out = pipeline.finish()
-    stage = SlateStageState(config, config.item_shards)
+    stage = SlateStageState(config, config.item_shards, partitions)
     records: list[Record] = []
     for message in out.for_slates:
         stage.add(message)

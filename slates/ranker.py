@@ -51,6 +51,7 @@ class SlateSettings:
 
     candidates: int = 100  # M: retrieved and ranked per request
     n_groups: int = 3  # horizons of the flow's counts
+    item_delay_ms: int = 6_000  # the flow's FeaturesConfig.item_delay_ms (a cut's earliest request time)
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
@@ -71,6 +72,7 @@ class SlateRanker:
         self.score, self.ranking_version = score, ranking_model_version
         self.users = users
         self.settings = settings or SlateSettings()
+        self.item_delay_ms = self.settings.item_delay_ms
         self.counters: dict[str, int] = {"slates": 0, "cold_start": 0, "no_profile": 0}
 
     def catalog_size(self) -> int:
@@ -111,8 +113,9 @@ class SlateRanker:
         records = self._warm(warm, items) if warm else []
         popularity: dict[int, list[str]] = {}
         for r, cut in cold:
-            if cut not in popularity:
-                views = [unpack([self._item_vec(items, i, r.ts, cut)], self.settings.n_groups)[0, VIEWS_24H]
+            if cut not in popularity:  # as of the cut alone, so every request with this cut gets the same list
+                at = cut + self.item_delay_ms
+                views = [unpack([self._item_vec(items, i, at, cut)], self.settings.n_groups)[0, VIEWS_24H]
                          for i in self.retriever.item_ids]
                 order = np.argsort(-np.array(views), kind="stable")  # ties: catalog order
                 popularity[cut] = [self.retriever.item_ids[i] for i in order]

@@ -13,7 +13,7 @@ One instance holds everything (one Bytewax key): the catalog is small (thousands
 and the work per request is a share of one batched forward pass.
 
 >>> from features.config import FeaturesConfig
->>> state = SlateStageState(FeaturesConfig(), shards=2)
+>>> state = SlateStageState(FeaturesConfig(), shards=2, partitions=4)
 >>> state.closed_until
 -4611686018427387904
 """
@@ -26,27 +26,26 @@ from typing import Any
 from features.config import FeaturesConfig
 from features.item_stage import ClosedItemWindows
 from features.item_table import ClosedWindowTable
-from features.partition_stage import NEG_INF, SlateRequest, SlateRequests
-
-T_FLOOR_SLACK_MS = 3_600_000  # how far behind the closed windows a request may still arrive (see ``take_ready``)
+from features.partition_stage import NEG_INF, POS_INF, SlateRequest, SlateRequests
 
 
 class SlateStageState:
     """Item windows of every shard, and the requests waiting for their cut; pickled for recovery."""
 
-    def __init__(self, config: FeaturesConfig, shards: int):
+    def __init__(self, config: FeaturesConfig, shards: int, partitions: int):
         self.config = config
+        self.partition_floor = [NEG_INF] * partitions  # per input partition: its later requests are at or after this
         self.items = ClosedWindowTable(config.window_ms, config.horizons, config.allowed_lateness_ms,
                                        config.retention_ms)
         self.shard_closed = [NEG_INF] * shards  # per item shard: its windows ending <= this are here
         self.waiting: list[tuple[int, int, SlateRequest]] = []  # heap of (cut, arrival, request)
         self.arrivals = 0
-        self.counters: dict[str, int] = {"requests": 0, "late_requests": 0}
+        self.counters: dict[str, int] = {"requests": 0}
 
-    def __reduce__(self) -> tuple[type[SlateStageState], tuple[FeaturesConfig, int], dict[str, Any]]:
-        return SlateStageState, (self.config, len(self.shard_closed)), {
-            "items": self.items, "shard_closed": self.shard_closed, "waiting": self.waiting,
-            "arrivals": self.arrivals, "counters": self.counters}
+    def __reduce__(self) -> tuple[type[SlateStageState], tuple[FeaturesConfig, int, int], dict[str, Any]]:
+        return SlateStageState, (self.config, len(self.shard_closed), len(self.partition_floor)), {
+            "items": self.items, "shard_closed": self.shard_closed, "partition_floor": self.partition_floor,
+            "waiting": self.waiting, "arrivals": self.arrivals, "counters": self.counters}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
@@ -75,26 +74,26 @@ class SlateStageState:
             self.arrivals += 1
             heapq.heappush(self.waiting, (self.cut(request.ts), self.arrivals, request))
             self.counters["requests"] += 1
+        if message.floor > self.partition_floor[message.partition]:
+            self.partition_floor[message.partition] = message.floor
 
     def take_ready(self) -> list[tuple[SlateRequest, int]]:
         """``(request, cut)`` of every waiting request whose cut the closed windows have reached, in cut order.
 
-        Old tiles go once no request can need them: a request waits for its cut, and one
-        arrives at most ``T_FLOOR_SLACK_MS`` behind the closed windows (its partition sent it
-        with the batch whose watermark closed them; the slack covers a batch's span of event
-        time). A later one is still answered, from the tiles left, and counted as late.
+        Old tiles go once no request can need them: every request to come is at or after the
+        floors its partitions sent, and every waiting or ready one is at or after the oldest.
         """
         ready = []
         closed = self.closed_until
         while self.waiting and self.waiting[0][0] <= closed:
             cut, _, request = heapq.heappop(self.waiting)
-            if request.ts < self.items.t_floor:
-                self.counters["late_requests"] += 1
             ready.append((request, cut))
-        floor = closed - T_FLOOR_SLACK_MS
+        floor = min(self.partition_floor)
         if self.waiting:
             floor = min(floor, self.waiting[0][2].ts)
-        if floor > self.items.t_floor:
+        if ready:  # about to be ranked: their queries read the tiles too
+            floor = min(floor, ready[0][0].ts)
+        if floor > self.items.t_floor and floor < POS_INF:
             self.items.t_floor = floor
             self.items.evict(floor)
         return ready
