@@ -71,9 +71,10 @@ CONVENTIONS: Final = (
     Convention("slates", "Slates", ("slates*.json",),
                "`python -m reporting.slates` (after a features flow with both models has written the "
                "recommendations topic)"),
-    Convention("experiments", "Experiments", ("experiments/*.json", "experiments/checks/*.png"),
-               "`python -m experiments.analyze --experiment NAME --events topic:interactions "
-               "--truth topic:interactions-truth`"),
+    Convention("experiments", "Experiments", ("experiments/*.json", "experiments/checks/*"),
+               "`python -m experiments.offline` (a simulated experiment, no broker) or `python -m experiments.analyze "
+               "--experiment NAME --events topic:interactions --truth topic:interactions-truth`; "
+               "`make bench-experiments` writes the statistics checks"),
     Convention("flow", "The features flow", ("flow*.json",),
                "`python -m dataflows.features ... --counters-out reports/flow_<run>.json` writes a run's counters "
                "when it ends"),
@@ -283,6 +284,8 @@ class Page:
             r = _load(path)
             facts = [["topic", r.get("topic", "-")], ["slates", _num(r.get("slates"))], ["users", _num(r.get("users"))],
                      ["cold start (no profile or history)", _num(r.get("cold_start"))],
+                     ["asked for by", ", ".join(f"{k} {_num(v)}" for k, v in r.get("sources", {}).items()) or "-"],
+                     ["records that are not slates", _num(r.get("refused"))],
                      ["distinct items recommended", _num(r.get("distinct_items"))],
                      ["items per slate, mean", _num(r.get("mean_slate_size"), 2)]]
             examples = [[e.get("user_id", "-"), _ms(e.get("ts")),
@@ -299,7 +302,8 @@ class Page:
         folder = self.reports / "experiments"
         found = sorted(folder.glob("*.json"))
         checks = sorted(folder.glob("checks/*.png"))
-        if not found and not checks:
+        checks_json = folder / "checks" / "checks.json"
+        if not found and not checks and not checks_json.exists():
             return None
         out = []
         for path in found:
@@ -324,7 +328,9 @@ class Page:
                 "srm": f"sample ratio check: p {_num(srm.get('p'))}, {'ALARM' if srm.get('alarm') else 'ok'}" if srm else None,
                 "images": self.images(path),
             })
-        return {"experiments": out, "checks": [{"src": self.rel(p), "caption": p.stem.replace("_", " ")} for p in checks]}
+        return {"experiments": out, "checks": [{"src": self.rel(p), "caption": p.stem.replace("_", " ")} for p in checks],
+                "checks_table": _checks(_load(checks_json)) if checks_json.exists() else None,
+                "checks_file": self.rel(checks_json) if checks_json.exists() else None}
 
     def flow(self) -> list[dict[str, Any]] | None:
         found = sorted(self.reports.glob("flow*.json"))
@@ -363,6 +369,22 @@ class Page:
 def _fit(s: dict[str, Any]) -> str:
     fit = s["user_rank"].get("fit")
     return "-" if fit is None else f"{fit['exponent']:.2f} ({fit['pareto_alpha']:.2f})"
+
+
+def _checks(r: dict[str, Any]) -> dict[str, Any]:
+    """``make bench-experiments``' checks.json: each check passed or failed, and the figures behind them."""
+    aa, seq, ab = r.get("aa", {}), r.get("sequential", {}), r.get("ab", {})
+    rows = [[name.replace("_", " "), "pass" if ok else "FAIL"] for name, ok in r.get("checks", {}).items()]
+    rows += [
+        [f"A/A, {_num(aa.get('runs'))} runs: user-level false positives (95% interval)",
+         f"{_pct(aa.get('user_level_rate'))} {_interval(aa.get('user_level_rate_ci95'), pct=True)}"],
+        ["A/A: impression-level false positives", _pct(aa.get("impression_level_rate"))],
+        [f"sequential, {_num(seq.get('runs'))} A/A runs: ever significant, fixed-horizon / always-valid",
+         f"{_pct(seq.get('ever_significant_fixed_horizon'))} / {_pct(seq.get('ever_significant_always_valid'))}"],
+        [f"A/B, {_num(ab.get('runs'))} runs: interval covers the true lift", _pct(ab.get("coverage_absolute"))],
+        ["A/B: power observed / predicted", f"{_pct(ab.get('observed_power'))} / {_pct(ab.get('predicted_power'))}"],
+    ]
+    return _table(["check", "result"], rows)
 
 
 def _interval(ci: Any, pct: bool = False) -> str:

@@ -8,7 +8,8 @@ Examples::
 Reads every slate record (``slates/ranker.py``: ``user_id``, ``ts``, ``cold_start``,
 ``slate`` = ranked ``{item_id, rank, retrieval_score, score}``) from the topic (``kafka``:
 ``TOPIC_RECOMMENDATIONS``, or ``topic:NAME``, with ``assign()`` to the end it has when reading
-starts) or a JSONL file, and writes: slates, users, cold-start slates, distinct items and
+starts) or a JSONL file, and writes: slates, users, cold-start slates, slates by what asked for
+them (``source``), distinct items and
 the mean slate size, the most recommended items, and the newest few slates as examples.
 Records that are not slates are counted as refused. Memory: a count per user and per item.
 """
@@ -62,6 +63,7 @@ def summarize(values: Iterator[bytes], examples: int = 5, top: int = 10) -> dict
     """The summary of slate records (``bytes`` each)."""
     users: Counter[str] = Counter()
     items: Counter[str] = Counter()
+    sources: Counter[str] = Counter()  # what asked for the slate: a session's start or a request
     slates = cold = slots = refused = 0
     newest: list[tuple[int, int, dict[str, Any]]] = []  # heap of (ts, n, record)
     for n, raw in enumerate(values):
@@ -74,6 +76,7 @@ def summarize(values: Iterator[bytes], examples: int = 5, top: int = 10) -> dict
         slates += 1
         users[user] += 1
         cold += bool(r.get("cold_start"))
+        sources[str(r.get("source", "-"))] += 1
         slots += len(slate)
         items.update(slate)
         entry = (ts, n, {"user_id": user, "ts": ts, "cold_start": bool(r.get("cold_start")),
@@ -84,7 +87,7 @@ def summarize(values: Iterator[bytes], examples: int = 5, top: int = 10) -> dict
         elif examples:
             heapq.heappushpop(newest, entry)
     return {
-        "slates": slates, "users": len(users), "cold_start": cold, "refused": refused,
+        "slates": slates, "users": len(users), "cold_start": cold, "refused": refused, "sources": dict(sources),
         "distinct_items": len(items), "mean_slate_size": round(slots / slates, 3) if slates else None,
         "top_items": [{"item_id": i, "slates": c} for i, c in items.most_common(top)],
         "examples": [e for _, _, e in sorted(newest, reverse=True)],
