@@ -6,7 +6,7 @@
 * slates summed up by :func:`reporting.slates.summarize` from made-up slate records;
 * the JSON reports of the DLRM evaluation, retrieval, an experiment, the experiment checks,
   the producer's history and a flow run: trimmed copies of real outputs in
-  ``tests/fixtures/reports/``; their PNGs are drawn here (small, with matplotlib) under the
+  ``tests/fixtures/run_reports/``; their PNGs are drawn here (small, with matplotlib) under the
   names the commands give them.
 """
 
@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from reporting.explore import ExploreConfig, explore
 from reporting.slates import summarize
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reports"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "run_reports"
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_659_304_800_000  # 2022-07-31T22:00:00Z, where OTTO's data starts
 #: the PNGs the commands write beside their JSON reports (models.evaluate, models.evaluate_retrieval,
