@@ -182,20 +182,29 @@ def retrieval_summary(report: Path) -> None:
             print(f"   10-NN purity of the {what}: {purity[key]['purity']:.3f} (chance {purity[key]['chance']:.3f})")
 
 
-#: OTTO's real clickstream sample where the workspace keeps it (shared/data/SOURCES.md); explored when present
-OTTO_SAMPLE: Final = Path("../shared/data/otto_sample/train.jsonl")
+#: OTTO's real clickstream sample where the workspace keeps it (beside the repository: shared/data/SOURCES.md);
+#: explored when present
+OTTO_SAMPLE: Final = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "otto_sample" / "train.jsonl"
 
 
 def report_page(cfg: DemoConfig, env: dict[str, str], topics: Topics) -> Path:
-    """Explore the history (only its run's events), OTTO's sample if present, the slates; write the page."""
+    """Explore the history (only its run's events), OTTO's sample if present, the slates; write the page.
+
+    A part that fails is reported and left out: the page says how to produce it.
+    """
     tag = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["run_tag"]
     explore = cfg.reports_dir / "explore"
-    run(python_m("reporting.explore", "--input", f"topic:{topics.interactions}", "--run-tag", tag,
-                 "--generator-seed", str(cfg.seed), "--out", str(explore / "generated")), env)
+    commands = [python_m("reporting.explore", "--input", f"topic:{topics.interactions}", "--run-tag", tag,
+                         "--generator-seed", str(cfg.seed), "--out", str(explore / "generated"))]
     if OTTO_SAMPLE.is_file():
-        run(python_m("reporting.explore", "--input", str(OTTO_SAMPLE), "--out", str(explore / "otto")), env)
-    run(python_m("reporting.slates", "--input", f"topic:{topics.recommendations}", "--out",
-                 str(cfg.reports_dir / "slates.json")), env)
+        commands.append(python_m("reporting.explore", "--input", str(OTTO_SAMPLE), "--out", str(explore / "otto")))
+    commands.append(python_m("reporting.slates", "--input", f"topic:{topics.recommendations}", "--out",
+                             str(cfg.reports_dir / "slates.json")))
+    for cmd in commands:
+        try:
+            run(cmd, env)
+        except subprocess.CalledProcessError as e:
+            print(f"   (exit code {e.returncode}: the page leaves this part out)", flush=True)
     run(python_m("reporting", "--reports", str(cfg.reports_dir)), env)
     return cfg.reports_dir / "index.html"
 
