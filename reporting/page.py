@@ -121,6 +121,11 @@ def _pct(x: Any, digits: int = 1) -> str:
     return "-" if not isinstance(x, (int, float)) or isinstance(x, bool) else f"{100 * x:.{digits}f}%"
 
 
+def _p(p: Any) -> str:
+    """A p-value: 4 decimals, or 2 significant digits below 0.001."""
+    return _num(p) if not isinstance(p, float) or p >= 1e-3 else f"{p:.2g}"
+
+
 def _ms(ms: Any) -> str:
     if not isinstance(ms, int):
         return "-"
@@ -315,7 +320,7 @@ class Page:
                 u = c.get("ctr", {}).get("user_level", {})
                 t = c.get("true_lift")
                 comparisons.append([f"{c.get('treatment')} vs {c.get('control')}", _pct(u.get("relative"), 2),
-                                    _interval(u.get("relative_ci"), pct=True), _num(u.get("p")),
+                                    _interval(u.get("relative_ci"), pct=True), _p(u.get("p")),
                                     "-" if t is None else _pct(t.get("relative"), 2),
                                     "-" if t is None else ("yes" if t.get("covered_absolute") else "no")])
             srm = r.get("srm", {})
@@ -325,7 +330,7 @@ class Page:
                                 "true CTR"], arms),
                 "comparisons": _table(["comparison", "relative CTR lift", "interval", "p (user level)", "true lift",
                                        "interval covers it"], comparisons),
-                "srm": f"sample ratio check: p {_num(srm.get('p'))}, {'ALARM' if srm.get('alarm') else 'ok'}" if srm else None,
+                "srm": f"sample ratio check: p {_p(srm.get('p'))}, {'ALARM' if srm.get('alarm') else 'ok'}" if srm else None,
                 "images": self.images(path),
             })
         return {"experiments": out, "checks": [{"src": self.rel(p), "caption": p.stem.replace("_", " ")} for p in checks],
