@@ -30,13 +30,14 @@ COPY producers ./producers
 COPY dataflows ./dataflows
 COPY models ./models
 COPY slates ./slates
+COPY reporting ./reporting
 COPY demo ./demo
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-cache-dir . \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && rm -rf common events broker features producers dataflows models slates demo setup.py build
+    && rm -rf common events broker features producers dataflows models slates reporting demo setup.py build
 # ^ the sources leave /app once installed: first on sys.path there, they would run instead of
 #   the compiled modules in site-packages.
 
