@@ -30,6 +30,7 @@ COPY producers ./producers
 COPY dataflows ./dataflows
 COPY models ./models
 COPY slates ./slates
+COPY reporting ./reporting
 COPY demo ./demo
 COPY experiments ./experiments
 RUN apt-get update \
@@ -37,7 +38,7 @@ RUN apt-get update \
     && pip install --no-cache-dir . \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && rm -rf common events broker features producers dataflows models slates demo experiments setup.py build
+    && rm -rf common events broker features producers dataflows models slates reporting demo experiments setup.py build
 # ^ the sources leave /app once installed: first on sys.path there, they would run instead of
 #   the compiled modules in site-packages.
 

@@ -8,9 +8,11 @@ A bad setting prints one line and exits 2; an unreachable broker is reported wit
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from broker.admin import BrokerUnreachable, ensure_topics
@@ -21,9 +23,9 @@ from dataflows.observability import FlowMonitor
 from dataflows.stopping import install_stop_handlers
 from dataflows.wiring import ModelLoadError, build_flow
 
-#: flags of the Bytewax runner, not of the flow
+#: flags of the Bytewax runner and of this command's own outputs, not of the flow
 EXECUTION = ("workers_per_process", "process_id", "addresses", "recovery_directory", "snapshot_interval",
-             "backup_interval")
+             "backup_interval", "counters_out")
 
 
 def parser() -> OneLineParser:
@@ -41,6 +43,10 @@ def parser() -> OneLineParser:
                    help="recovery directory (init: python -m bytewax.recovery DIR 1)")
     r.add_argument("-s", "--snapshot-interval", type=float, default=None, help="seconds between snapshots (epoch length)")
     r.add_argument("-b", "--backup-interval", type=float, default=None, help="seconds of old snapshots to keep")
+    p.add_argument("--counters-out", default=None, metavar="PATH",
+                   help="when the run ends (or is stopped), write its counters as JSON to PATH: records in, used, "
+                   "dead letters by reason, windows, vectors, scores (this process's; python -m reporting shows "
+                   "reports/flow*.json)")
     return p
 
 
@@ -90,7 +96,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{monitor.summary()}\nfeatures: aborted (no final snapshot; with -r a restart resumes from the "
               "last one)", file=sys.stderr)
+        _write_counters(run["counters_out"], monitor, config, aborted=True)
         return 130
     monitor.maybe_log(force=True)
     print(monitor.summary(), file=sys.stderr)
+    _write_counters(run["counters_out"], monitor, config, aborted=False)
     return 0
+
+
+def _write_counters(path: str | None, monitor: FlowMonitor, config: FlowConfig, aborted: bool) -> None:
+    """The run's counters as JSON (``--counters-out``); a failure to write is reported, not raised."""
+    if path is None:
+        return
+    report = monitor.report() | {"mode": "live" if config.live else "backfill", "input": config.input,
+                                 "aborted": aborted}
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as e:
+        print(f"features: could not write the counters to {path}: {e}", file=sys.stderr)

@@ -152,6 +152,14 @@ class FlowMonitor:
             f"{t['vectors']:,} vectors, {t['scores']:,} scores{self._slates_part()}"
         )
 
+    def report(self) -> dict[str, object]:
+        """The totals for a file at the end of a run: counters (``dead.<reason>`` per reason), seconds, rate."""
+        t = self.totals()
+        busy = time.monotonic() - (self.first_input or self.started)
+        return {"counters": t, "seconds": round(busy, 3), "records_per_s": round(t["in"] / max(busy, 1e-9), 1),
+                "finished_at": iso_utc(int(time.time() * 1000)),
+                **({"slates": dict(self.slates)} if self.slates is not None else {})}
+
     def maybe_log(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self.last_log >= self.interval_s:

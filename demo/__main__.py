@@ -13,7 +13,9 @@
    user/item window, score, slate and dead-letter records are shown; the live stream is an A/B
    experiment (``demo``): treatment users see the flow's slates (the pipeline: Two-Tower
    candidates ranked by the DLRM), control users popularity's;
-9. the experiment is analysed from the topics: its verdict and the generator's true lift.
+9. the experiment is analysed from the topics: its verdict and the generator's true lift;
+10. the history is explored (and OTTO's sample beside it, when the workspace has it), the
+    slates are summed up, and ``reports/index.html`` is written (``python -m reporting``).
 
 Every step is an ordinary command, printed before it runs, so it can be rerun by hand.
 The embedded broker is left running at the end so the topics can be inspected.
@@ -70,7 +72,7 @@ def history_span_s(events: int, rate: float, now_ms: int) -> float:
     return HISTORY_MARGIN * span_for_events(events, rate, now_ms)
 
 
-STEPS: Final = 9
+STEPS: Final = 10
 #: the live stream's A/B test (docs/experiments.md): the closed loop through the flow's slates
 EXPERIMENT: Final = ("--experiment", "demo", "--arms", "control=popularity,treatment=pipeline")
 
@@ -204,6 +206,33 @@ def experiment_summary(report: Path, live: Path) -> None:
     print(f"   verdict: {r['verdict']}")
 
 
+#: OTTO's real clickstream sample where the workspace keeps it (beside the repository: shared/data/SOURCES.md);
+#: explored when present
+OTTO_SAMPLE: Final = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "otto_sample" / "train.jsonl"
+
+
+def report_page(cfg: DemoConfig, env: dict[str, str], topics: Topics) -> Path:
+    """Explore the history (only its run's events), OTTO's sample if present, the slates; write the page.
+
+    A part that fails is reported and left out: the page says how to produce it.
+    """
+    tag = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["run_tag"]
+    explore = cfg.reports_dir / "explore"
+    commands = [python_m("reporting.explore", "--input", f"topic:{topics.interactions}", "--run-tag", tag,
+                         "--generator-seed", str(cfg.seed), "--out", str(explore / "generated"))]
+    if OTTO_SAMPLE.is_file():
+        commands.append(python_m("reporting.explore", "--input", str(OTTO_SAMPLE), "--out", str(explore / "otto")))
+    commands.append(python_m("reporting.slates", "--input", f"topic:{topics.recommendations}", "--out",
+                             str(cfg.reports_dir / "slates.json")))
+    for cmd in commands:
+        try:
+            run(cmd, env)
+        except subprocess.CalledProcessError as e:
+            print(f"   (exit code {e.returncode}: the page leaves this part out)", flush=True)
+    run(python_m("reporting", "--reports", str(cfg.reports_dir)), env)
+    return cfg.reports_dir / "index.html"
+
+
 def main(argv: list[str] | None = None) -> int:
     d = DemoConfig()
     p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
@@ -244,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step(3, "features backfill over the history -> labelled examples")
     run(python_m("dataflows.features", "--backfill", "--output", "none", "--examples-out", str(examples),
-                 "--model", "none", "--progress-interval", "5"), env)
+                 "--model", "none", "--progress-interval", "5", "--counters-out",
+                 str(cfg.reports_dir / "flow_backfill.json")), env)
 
     step(4, "train the DLRM")
     run(python_m("models.train", "--examples", str(examples), "--out", str(cfg.model_path),
@@ -268,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             "an A/B test")
     history = orjson.loads((cfg.reports_dir / "history.json").read_bytes())["messages"]
     flow_cmd = python_m("dataflows.features", "--model", str(cfg.model_path), "--retriever", str(cfg.retriever_path),
-                        "--progress-interval", "2")
+                        "--progress-interval", "2", "--counters-out", str(cfg.reports_dir / "flow_live.json"))
     print(f"$ {shown(flow_cmd)}   (in the background)", flush=True)
     flow = FlowWatcher(flow_cmd, env)
     try:
@@ -302,10 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     run(python_m("experiments.analyze", "--experiment", EXPERIMENT[1], "--events", f"topic:{topics.interactions}",
                  "--truth", f"topic:{topics.truth}", "--out", str(experiments_dir)), env)
     experiment_summary(experiments_dir / f"{EXPERIMENT[1]}.json", cfg.reports_dir / "live.json")
+
+    step(10, "the run report: exploration of the history, the slates, every report above in one page")
+    page = report_page(cfg, env, topics)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Inspect the topics, e.g.:\n"
           f"   python -m broker.console {topics.scores} --from-beginning --max-messages 5 --print-key\n"
           f"   python -m broker.console {topics.recommendations} --from-beginning --max-messages 2 --print-key\n"
-          f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.")
+          f"plots and the evaluation are in {cfg.reports_dir}/; `make broker-stop` stops the embedded broker.\n"
+          f"the run report: {page.resolve()}")
     return 0
 
 
