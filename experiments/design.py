@@ -17,13 +17,23 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Final
+
+from common.config_cli import add_config_flags, flag_of, option, pop_config_args
 
 if TYPE_CHECKING:
     from experiments.policies import PolicyOptions
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+#: policies that need trained artifacts or the pipeline: name -> what they need (see experiments.policies)
+MODEL_POLICIES: Final = {
+    "pipeline": "the features flow's slates on the recommendations topic (a broker; the producer only)",
+    "two-tower": "a retriever artifact trained on this world (python -m models.train_retrieval; --retriever PATH)",
+    "two-tower-dlrm": "the features flow's point-in-time counts: run it as the 'pipeline' policy (the closed loop)",
+}
+POLICY_NAMES: Final = ("random", "popularity", "popularity-explore", "oracle", *MODEL_POLICIES)
 
 
 def parse_arms(spec: str) -> tuple[tuple[str, str], ...]:
@@ -54,20 +64,32 @@ def parse_weights(spec: str) -> tuple[float, ...]:
 class ExperimentDesign:
     """An experiment: who is in which arm, what each arm is shown, and how users view slates."""
 
-    name: str  # the experiment's name, written on its events; also the default salt
-    arms: tuple[tuple[str, str], ...] = (("control", "popularity"), ("treatment", "random"))  # (arm, policy)
-    weights: tuple[float, ...] | None = None  # relative share of each arm; None: equal
-    salt: str | None = None  # assignment salt; None: the name (a new salt re-randomises)
-    coverage: float = 1.0  # share of users in the experiment; the others browse as usual
-    served_share: float = 1.0  # share of an enrolled user's sessions that are served a slate
-    slate_k: int = 10  # items per slate
-    position_bias: float = 1.0  # eta of the examination probability theta(rank) = rank ** -eta
-    warmup_events: int = 200_000  # organic events generated before the start for the policies to learn from
-    popularity_window_s: float = 86_400.0  # popularity: trailing window of counted views
-    popularity_refresh_s: float = 3_600.0  # popularity: bin size; the slate changes once per bin
-    explore_rate: float = 0.1  # popularity-explore: share of ranks replaced by a random item
-    retriever: str = "artifacts/two_tower.pt"  # two-tower: the retriever artifact
-    slates_topic: str | None = None  # pipeline: the recommendations topic (None: $TOPIC_RECOMMENDATIONS or recommendations)
+    name: str = option(MISSING, "serve slates to the users enrolled in experiment NAME; their sessions' events "
+                       "carry experiment, arm, slate_id and position (schema version 2); also the default salt "
+                       "(default: no experiment)", flag="--experiment", metavar="NAME")
+    arms: tuple[tuple[str, str], ...] = option(
+        (("control", "popularity"), ("treatment", "random")),
+        f"arms and their policies, control first; policies: {', '.join(POLICY_NAMES)} "
+        "(default: control=popularity,treatment=random)", parse=parse_arms, metavar="ARM=POLICY,...")
+    weights: tuple[float, ...] | None = option(None, "relative arm sizes in --arms order (default: equal)",
+                                               flag="--arm-weights", parse=parse_weights, metavar="W,W")
+    salt: str | None = option(None, "assignment salt; a new salt re-randomises (default: the experiment's name)",
+                              metavar="TEXT")
+    coverage: float = option(1.0, "share of users enrolled; the others browse as usual", metavar="X")
+    served_share: float = option(1.0, "share of an enrolled user's sessions served a slate; the rest browse as usual",
+                                 metavar="X")
+    slate_k: int = option(10, "items per slate", metavar="K")
+    position_bias: float = option(1.0, "rank r of a slate is viewed with probability r ** -ETA", metavar="ETA")
+    warmup_events: int = option(200_000, "organic events simulated before the start for the policies to learn from",
+                                metavar="N")
+    popularity_window_s: float = option(86_400.0, "popularity: trailing window of counted views, seconds",
+                                        flag="--popularity-window", metavar="S")
+    popularity_refresh_s: float = option(3_600.0, "popularity: counting bin, seconds; the slate changes once per bin",
+                                         flag="--popularity-refresh", metavar="S")
+    explore_rate: float = option(0.1, "popularity-explore: share of ranks replaced by a random item", metavar="X")
+    retriever: str = option("artifacts/two_tower.pt", "two-tower: the retriever artifact", metavar="PATH")
+    slates_topic: str | None = option(None, "pipeline: the topic of the flow's slates (default: "
+                                      "$TOPIC_RECOMMENDATIONS or recommendations)", metavar="TOPIC")
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -122,56 +144,19 @@ class ExperimentDesign:
                              self.slates_topic)
 
 
-_DEFAULT: Final = ExperimentDesign("x")
-#: flag -> (field, type, metavar, help) of the producer's experiment flags (besides --experiment and --arms)
-_FLAGS: Final = (
-    ("--arm-weights", "weights", str, "W,W", "relative arm sizes in --arms order (default: equal)"),
-    ("--salt", "salt", str, "TEXT", "assignment salt; a new salt re-randomises (default: the experiment's name)"),
-    ("--coverage", "coverage", float, "X", f"share of users enrolled (default: {_DEFAULT.coverage:g})"),
-    ("--served-share", "served_share", float, "X",
-     f"share of an enrolled user's sessions served a slate; the rest browse as usual (default: {_DEFAULT.served_share:g})"),
-    ("--slate-k", "slate_k", int, "K", f"items per slate (default: {_DEFAULT.slate_k})"),
-    ("--position-bias", "position_bias", float, "ETA",
-     f"rank r of a slate is viewed with probability r ** -ETA (default: {_DEFAULT.position_bias:g})"),
-    ("--warmup-events", "warmup_events", int, "N",
-     f"organic events simulated before the start for the policies to learn from (default: {_DEFAULT.warmup_events})"),
-    ("--explore-rate", "explore_rate", float, "X",
-     f"popularity-explore: share of ranks replaced by a random item (default: {_DEFAULT.explore_rate:g})"),
-    ("--retriever", "retriever", str, "PATH", f"two-tower: the retriever artifact (default: {_DEFAULT.retriever})"),
-    ("--slates-topic", "slates_topic", str, "TOPIC",
-     "pipeline: the topic of the flow's slates (default: $TOPIC_RECOMMENDATIONS or recommendations)"),
-    ("--popularity-window", "popularity_window_s", float, "S",
-     f"popularity: trailing window of counted views, seconds (default: {_DEFAULT.popularity_window_s:g})"),
-    ("--popularity-refresh", "popularity_refresh_s", float, "S",
-     f"popularity: counting bin, seconds; the slate changes once per bin (default: {_DEFAULT.popularity_refresh_s:g})"),
-)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The producer's experiment flags (one argument group); :func:`from_args` reads them."""
-    from experiments.policies import POLICY_NAMES
-
-    g = parser.add_argument_group("experiment (an A/B test of recommendation policies; docs/experiments.md)")
-    g.add_argument("--experiment", dest="exp_name", default=None, metavar="NAME",
-                   help="serve slates to the users enrolled in experiment NAME; their sessions' events carry "
-                   "experiment, arm, slate_id and position (schema version 2) (default: no experiment)")
-    g.add_argument("--arms", dest="exp_arms", default=None, metavar="ARM=POLICY,...",
-                   help=f"arms and their policies, control first; policies: {', '.join(POLICY_NAMES)} "
-                   "(default: control=popularity,treatment=random)")
-    for flag, name, kind, metavar, text in _FLAGS:
-        g.add_argument(flag, dest=f"exp_{name}", type=kind, default=None, metavar=metavar, help=text)
+    add_config_flags(parser, ExperimentDesign, dest_prefix="exp_", given_only=True,
+                     group="experiment (an A/B test of recommendation policies; docs/experiments.md)")
 
 
 def from_args(args: argparse.Namespace) -> ExperimentDesign | None:
     """The design the flags describe, None without --experiment; raises ValueError naming the flag."""
-    given = {name: getattr(args, f"exp_{name}") for _, name, _, _, _ in _FLAGS if getattr(args, f"exp_{name}") is not None}
-    if args.exp_name is None:
-        if given or args.exp_arms is not None:
-            flags = [f for f, name, _, _, _ in _FLAGS if name in given] + (["--arms"] if args.exp_arms else [])
+    given = pop_config_args(args, ExperimentDesign, dest_prefix="exp_")
+    if "name" not in given:
+        if given:
+            flags = [flag_of(f) for f in fields(ExperimentDesign) if f.name in given]
             msg = f"{', '.join(flags)} need --experiment NAME"
             raise ValueError(msg)
         return None
-    if "weights" in given:
-        given["weights"] = parse_weights(given["weights"])
-    arms = parse_arms(args.exp_arms) if args.exp_arms is not None else _DEFAULT.arms
-    return ExperimentDesign(args.exp_name, arms=arms, **given)
+    return ExperimentDesign(**given)

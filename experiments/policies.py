@@ -36,6 +36,7 @@ from typing import Final, Protocol
 import numpy as np
 
 from events.schema import EVENT_TYPE_INDEX
+from experiments.design import MODEL_POLICIES, POLICY_NAMES
 from producers.synthetic.behavior import Funnel, linear_parts
 from producers.synthetic.config import ModelParams
 from producers.synthetic.world import World
@@ -223,15 +224,6 @@ class OraclePolicy:
         if k > keep:
             raise ValueError(f"the oracle policy serves slates of at most {keep} items, asked for {k}")
         return np.array([self._top[u][:k] for u in users.tolist()], dtype=np.int64).reshape(len(users), k)
-
-
-#: policies that need trained artifacts or the pipeline: name -> what they need (see make_policy)
-MODEL_POLICIES: Final = {
-    "pipeline": "the features flow's slates on the recommendations topic (a broker; the producer only)",
-    "two-tower": "a retriever artifact trained on this world (python -m models.train_retrieval; --retriever PATH)",
-    "two-tower-dlrm": "the features flow's point-in-time counts: run it as the 'pipeline' policy (the closed loop)",
-}
-POLICY_NAMES: Final = ("random", "popularity", "popularity-explore", "oracle", *MODEL_POLICIES)
 
 
 @dataclass(frozen=True)

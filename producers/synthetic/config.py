@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from broker.config import BOOTSTRAP_ENV
+from common.config_cli import aware_time, floats, option
 from experiments.design import ExperimentDesign
 from producers.synthetic.faults import FaultRates
 
@@ -50,9 +52,14 @@ def flag(name: str) -> str:
     return "--" + name.removesuffix("_s").replace("_", "-")
 
 
-def param(default: float | tuple[float, ...], help_text: str) -> Any:
-    """A model field with its help text (the CLI shows it with the default)."""
-    return field(default=default, metadata={"help": help_text})
+def param(default: float | tuple[float, ...], help_text: str, flag_name: str | None = None) -> Any:
+    """A model field with its help text (the CLI shows it with the default); ``flag_name`` if not ``--field-name``.
+
+    Weight tuples are typed comma-separated (``--click-weights 1,1,1,0.3,-0.2``).
+    """
+    if isinstance(default, tuple):
+        return option(default, help_text, flag=flag_name, parse=floats, metavar="W,W,W,W,W")
+    return option(default, help_text, flag=flag_name, metavar="N" if isinstance(default, int) else "X")
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,10 @@ class ModelParams:
     tablet_effect: float = param(-0.15, "click logit offset of tablet sessions (mobile is 0)")
     primary_device_share: float = param(0.8, "probability that a session uses the user's primary device")
     views_per_session: float = param(4.0, "mean views per session (geometric, >= 1)")
-    view_gap_s: float = param(30.0, "mean seconds between views of a session (exponential)")
-    click_delay_s: float = param(10.0, "mean seconds from view to click (exponential, plus 1 s)")
-    cart_delay_s: float = param(40.0, "mean seconds from click to add_cart (exponential, plus 1 s)")
-    purchase_delay_s: float = param(90.0, "mean seconds from add_cart to purchase (exponential, plus 1 s)")
+    view_gap_s: float = param(30.0, "mean seconds between views of a session (exponential)", "--view-gap")
+    click_delay_s: float = param(10.0, "mean seconds from view to click (exponential, plus 1 s)", "--click-delay")
+    cart_delay_s: float = param(40.0, "mean seconds from click to add_cart (exponential, plus 1 s)", "--cart-delay")
+    purchase_delay_s: float = param(90.0, "mean seconds from add_cart to purchase (exponential, plus 1 s)", "--purchase-delay")
     diurnal_amplitude: float = param(1.0, "strength of the daily cycle by local hour (0 = flat)")
     rating_affinity: float = param(0.5, "rating points per unit of affinity")
     rating_noise: float = param(0.6, "standard deviation of rating noise (rating points)")
@@ -136,30 +143,54 @@ class ModelParams:
 class ProducerConfig:
     """One producer run. Live mode paces to ``rate`` on the wall clock; backfill writes history."""
 
-    seed: int = 7  # root of every random stream (numpy SeedSequence)
-    mode: Mode = "live"
-    rate: float = 1000.0  # events per second: wall clock (live) or event time (backfill)
-    start: datetime | None = None  # UTC time of the first event; None: now (live), now - days (backfill)
-    days: float = 1.0  # backfill span in days of event time (unless duration_s is set)
-    count: int | None = None  # stop after this many events (duplicates not counted)
-    duration_s: float | None = None  # live: wall seconds; backfill: event-time seconds instead of days
-    sink: SinkName = "kafka"
-    out: Path | None = None  # jsonl/csv output file (required for those sinks)
-    truth_out: Path | None = None  # truth JSONL (file sinks: None derives it from out; kafka: instead of the truth topic)
-    topic: str | None = None  # None: Topics.from_env().interactions
-    truth_topic: str | None = None  # None: Topics.from_env().truth
-    partitions: int = 4  # partitions of created topics; virtual partitions for file sinks
-    truth: bool = True  # send truth records (views and faults); off only for pure load tests
-    profiles: bool = True  # publish the catalog and user profiles at start (topics items, users; or files)
-    users_out: Path | None = None  # file sinks: user profiles (None derives it from out); kafka: instead of the topic
-    items_out: Path | None = None  # file sinks: the catalog (None derives it from out); kafka: instead of the topic
-    faults: FaultRates = field(default_factory=FaultRates)  # per-event fault rates
-    late_by_s: float = 300.0  # how far a late event's time is pushed back, seconds
-    delivery_timeout_ms: int = 30_000  # Kafka message.timeout.ms: a message undelivered by then fails
-    progress_interval_s: float = 5.0  # seconds between progress lines on stderr (0: none)
-    report: Path | None = None  # where to write the JSON report
-    block_events: int = 65_536  # events generated per numpy block (throughput vs. memory)
-    parallel: Parallel = "auto"  # build batches in a worker process; auto: file backfills >= 300k events, live >= 20k/s
+    seed: int = option(7, "root of all randomness (numpy SeedSequence)", group="run")
+    mode: Mode = option("live", "write history with realistic event times as fast as possible (default: live pacing)",
+                        flag="--backfill", const="backfill", group="run")
+    rate: float = option(1000.0, "events per second: wall clock in live mode, event time in backfill", group="run")
+    start: datetime | None = option(None, "event time of the stream's start, with a timezone, e.g. 2025-01-01T00:00:00Z "
+                                    "(default: now in live mode, now minus the span in backfill)",
+                                    parse=aware_time, metavar="ISO8601", group="run")
+    days: float = option(1.0, "backfill span in days of event time (unless --duration is given)", group="run")
+    count: int | None = option(None, "stop after N events, duplicates not counted (default: no limit)", metavar="N",
+                               group="run")
+    duration_s: float | None = option(None, "live: stop after S wall seconds; backfill: S seconds of event time "
+                                      "instead of --days (default: none)", flag="--duration", metavar="S", group="run")
+    sink: SinkName = option("kafka", f"where events go, one of {', '.join(SINKS)}; kafka: the broker of "
+                            f"${BOOTSTRAP_ENV}, else the embedded one", parse=str, metavar="{" + ",".join(SINKS) + "}",
+                            group="sink")
+    out: Path | None = option(None, "output file of the jsonl and csv sinks (required for them)", metavar="PATH",
+                              group="sink")
+    truth_out: Path | None = option(None, "truth JSONL (file sinks: default OUT with .truth.jsonl; stdout sink: none; "
+                                    "kafka sink: write the truth here instead of the truth topic)", metavar="PATH",
+                                    group="sink")
+    topic: str | None = option(None, "events topic (default: $TOPIC_INTERACTIONS or interactions)", group="sink")
+    truth_topic: str | None = option(None, "truth topic (default: $TOPIC_TRUTH or interactions-truth)", group="sink")
+    partitions: int = option(4, "partitions of created topics; virtual partitions counted for file sinks", group="sink")
+    truth: bool = option(True, "send truth records (view probabilities, faults); --no-truth only for load tests",
+                         group="sink")
+    profiles: bool = option(True, "publish the catalog and user profiles at start (topics items and users, or "
+                            "files next to --out)", group="sink")
+    users_out: Path | None = option(None, "user profiles JSONL (file sinks: default OUT with .users.jsonl, .users.csv "
+                                    "for csv; kafka sink: write them here instead of the users topic)", metavar="PATH",
+                                    group="sink")
+    items_out: Path | None = option(None, "the catalog JSONL (file sinks: default OUT with .items.jsonl, .items.csv "
+                                    "for csv; kafka sink: write it here instead of the items topic)", metavar="PATH",
+                                    group="sink")
+    faults: FaultRates = option(FaultRates(), "per-event fault rates, e.g. malformed=0.001,missing=0.001,invalid=0.001,"
+                                "duplicate=0.002,late=0.002 (default: none)", parse=FaultRates.parse, metavar="SPEC",
+                                group="run")
+    late_by_s: float = option(300.0, "seconds a late event's time is pushed back", flag="--late-by", metavar="S",
+                              group="run")
+    delivery_timeout_ms: int = option(30_000, "a Kafka message not acknowledged by then counts as failed "
+                                      "(message.timeout.ms)", metavar="MS", group="sink")
+    progress_interval_s: float = option(5.0, "seconds between progress lines on stderr, 0 for none",
+                                        flag="--progress-interval", metavar="S", group="run")
+    report: Path | None = option(None, "write the JSON report here (default: none)", metavar="PATH", group="run")
+    block_events: int = option(65_536, "events generated per numpy block; part of the stream's identity", metavar="N",
+                               group="run")
+    parallel: Parallel = option("auto", "build events in a second process (uses both cores); auto: file backfills of "
+                                "300k+ events and live rates of 20k/s or more", parse=str, metavar="{auto,on,off}",
+                                group="run")
     model: ModelParams = field(default_factory=ModelParams)
     experiment: ExperimentDesign | None = None  # experiment mode: serve slates to enrolled users (--experiment)
 

@@ -133,7 +133,7 @@ def test_delivery_failures_are_counted_and_exit_1(tmp_path):
     assert "events sent" in first, first + stderr
     assert proc.returncode == 1, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "were not delivered" in last
+    assert last.startswith("python -m producers.synthetic: error: ") and "were not delivered" in last
     assert "Delivery failures: " in stdout and "Delivery failures: 0" not in stdout
 
 

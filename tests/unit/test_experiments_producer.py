@@ -127,7 +127,7 @@ def test_bad_experiment_flags_are_one_line_and_exit_code_2(args, needle, capsys)
                       if "--experiment" in args else [*RUN, "--sink", "stdout", "--count", "1", *args]))
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
+    assert err.count("\n") == 1 and err.startswith("python -m producers.synthetic: error: ") and needle in err, err
 
 
 def test_analyze_refuses_bad_input_in_one_line(tmp_path, capsys):

@@ -41,7 +41,7 @@ def test_bad_configuration_is_one_line_and_exit_code_2(args, needle, capsys):
         sys.exit(main([*args, *SMALL, "--count", "1"] if "--count" not in args else [*args, *SMALL]))
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
+    assert err.count("\n") == 1 and err.startswith("python -m producers.synthetic: error: ") and needle in err, err
 
 
 def test_jsonl_run_writes_events_truth_and_a_report(tmp_path, capsys):
