@@ -76,7 +76,7 @@ def config_parser(cls: type, prog: str, description: str, given_only: bool = Fal
         elif typing.get_origin(hint) is tuple:
             options |= {"type": args[0], "nargs": "+"}
             if not given_only:
-                options["default"] = list(default)
+                options["default"] = list(default) if isinstance(default, tuple) else default
         elif typing.get_origin(hint) is Literal:
             options["choices"] = args
         else:

@@ -43,8 +43,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
-from mypy_extensions import mypyc_attr
 import orjson
+from mypy_extensions import mypyc_attr
 
 SCHEMA_VERSION: Final = 1
 

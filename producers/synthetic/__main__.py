@@ -17,6 +17,7 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--delivery-timeout-ms", type=int, default=d.delivery_timeout_ms, metavar="MS",
                      help="a Kafka message not acknowledged by then counts as failed (default: %(default)s)")
     model = p.add_argument_group("generator model (ground truth)")
+    kind: Callable[[str], Any]  # parses the flag's text
     for f in fields(ModelParams):
         if isinstance(f.default, tuple):
             kind, shown, metavar = _floats, ",".join(f"{w:g}" for w in f.default), "W,W,W,W,W"
