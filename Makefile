@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast test-pure demo bench bench-peers bench-experiments broker-start broker-stop clean
+.PHONY: help venv lint test test-fast test-pure demo bench bench-peers bench-experiments broker-start broker-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml $(COMPILED_SOURCES)
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create or update .venv
+
+lint: $(STAMP)  ## ruff check and mypy, configured in pyproject.toml: fails on any finding
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 test: $(STAMP)  ## run the whole test suite: unit, contract and integration (embedded broker)
 	$(PY) -m pytest
@@ -64,5 +68,5 @@ broker-stop: $(STAMP)  ## stop the background embedded broker
 	$(PY) -m broker stop
 
 clean:  ## remove the virtual environment and generated data
-	rm -rf $(VENV) $(PEERS_VENV) .broker data artifacts reports .pytest_cache build
+	rm -rf $(VENV) $(PEERS_VENV) .broker data artifacts reports .pytest_cache .mypy_cache .ruff_cache build
 	rm -f *__mypyc*.so events/*.so features/*.so

@@ -15,8 +15,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from events.native import COMPILED, PURE_ENV, source_digest  # noqa: E402
-
+from events.native import COMPILED, PURE_ENV, source_digest
 
 RECORD = Path("events/_native_build.py")
 

@@ -284,7 +284,7 @@ def bare_relay() -> int:
                 if m.error() is not None:
                     continue
                 n += 1
-                event = orjson.loads(m.value())
+                event = orjson.loads(m.value() or b"")
                 if event["event_type"] == "view":
                     eid = event["event_id"].encode()
                     producer.produce(topics.scores, orjson.dumps({"event_id": event["event_id"]}), eid)
@@ -363,8 +363,7 @@ def write_series(runs: list[LatencyRun], path: Path) -> None:
     with open(path, "w") as out:
         out.write("mode,run,interaction_ms,to_score_ms\n")
         for i, r in enumerate(runs):
-            for at, a in zip(r.at.tolist(), r.to_score.tolist()):
-                out.write(f"{r.mode},{i + 1},{at},{a:.0f}\n")
+            out.writelines(f"{r.mode},{i + 1},{at},{a:.0f}\n" for at, a in zip(r.at.tolist(), r.to_score.tolist()))
 
 
 def tables(runs: list[LatencyRun], args: argparse.Namespace, model: str) -> str:
@@ -382,12 +381,12 @@ def tables(runs: list[LatencyRun], args: argparse.Namespace, model: str) -> str:
                      medians[LIVE]["p99"] / medians[RELAY]["p99"], RELAY)
     lines = [ratio_table(ratios, title=f"Latency produce -> score record at --rate {args.rate:g}: the flow's median "
                          f"p50 and p99 / the {RELAY}'s (same run; 1.00 = the flow adds nothing, higher = slower)"), ""]
-    lines += [f"Latency produce -> score record (CreateTime to CreateTime, ms) at --rate {args.rate:g}, "
-             f"{args.duration:g} s of traffic per run, first {args.warmup:g} s discarded, a fresh broker per run, "
-             f"{args.partitions} partitions per topic; "
-             f"model {model}; {conditions()}", "",
-             "| mode | run | views scored | of produced | p50 | p90 | p99 | max | CPU broker | CPU flow "
-             "| CPU producer | load (1 min) | p99 <= 25 ms |",
+    lines += [(f"Latency produce -> score record (CreateTime to CreateTime, ms) at --rate {args.rate:g}, "
+              f"{args.duration:g} s of traffic per run, first {args.warmup:g} s discarded, a fresh broker per run, "
+              f"{args.partitions} partitions per topic; "
+              f"model {model}; {conditions()}"), "",
+             ("| mode | run | views scored | of produced | p50 | p90 | p99 | max | CPU broker | CPU flow "
+              "| CPU producer | load (1 min) | p99 <= 25 ms |"),
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
 
     def row(mode: str, run: str, f: dict[str, float]) -> str:
@@ -403,8 +402,8 @@ def tables(runs: list[LatencyRun], args: argparse.Namespace, model: str) -> str:
         lines += [row(mode, str(i + 1), f) for i, f in enumerate(figures)]
         median = {k: statistics.median(f[k] for f in figures) for k in figures[0]}
         lines.append(row(f"**{mode}**", f"**median of {len(figures)}**", median))
-    lines += ["", f"By {SLICE_MS // 1000} s slice of the measured window (medians over the runs of a mode): "
-              "p50 / p99 ms, broker CPU", "", "| mode | " + " | ".join(
+    lines += ["", (f"By {SLICE_MS // 1000} s slice of the measured window (medians over the runs of a mode): "
+               "p50 / p99 ms, broker CPU"), "", "| mode | " + " | ".join(
                   f"{args.warmup + i * SLICE_MS / 1000:g}-{args.warmup + (i + 1) * SLICE_MS / 1000:g} s"
                   for i in range(max(len(r.slices()) for r in runs))) + " |"]
     lines.append("| --- |" + " ---: |" * (lines[-1].count("|") - 2))
@@ -455,9 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         # the relay and the live flow alternate, then the runs with recovery
         order = [mode for i in range(max(args.relay_runs, args.runs))
                  for mode, count in ((RELAY, args.relay_runs), (LIVE, args.runs)) if i < count]
-        for mode in order + [RECOVERY] * args.recovery_runs:
-            runs.append(run_once(model, args.rate, args.duration, args.warmup, mode, work,
-                                 partitions=args.partitions))
+        runs.extend(run_once(model, args.rate, args.duration, args.warmup, mode, work, partitions=args.partitions)
+                    for mode in order + [RECOVERY] * args.recovery_runs)
     if args.series is not None:
         write_series(runs, args.series)
     print()

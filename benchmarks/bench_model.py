@@ -34,6 +34,8 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -63,7 +65,7 @@ def measure(call: Callable[[], object], cfg: BenchConfig) -> tuple[float, float]
         call()
     p50s, p99s = [], []
     for _ in range(cfg.repeats):
-        times = []
+        times: list[float] = []
         end = time.perf_counter() + cfg.seconds
         while time.perf_counter() < end or len(times) < cfg.min_calls:
             t = time.perf_counter()
@@ -90,10 +92,21 @@ def default_scorer() -> Scorer:
     return Scorer(artifact)
 
 
-def run(cfg: BenchConfig) -> list[dict[str, object]]:
+class Row(TypedDict):
+    """One measured row of the table."""
+
+    what: str
+    model: str
+    batch: int
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run(cfg: BenchConfig) -> list[Row]:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    rows: list[dict[str, object]] = []
+    rows: list[Row] = []
 
     def add(what: str, model: str, b: int, call: Callable[[], object]) -> None:
         p50, p99 = measure(call, cfg)
@@ -108,41 +121,41 @@ def run(cfg: BenchConfig) -> list[dict[str, object]]:
             dense, sparse = model_inputs(model_cfg, b, rng)
             with torch.inference_mode():
                 if "forward" in cfg.what:
-                    add("forward", name, b, lambda m=model, d=dense, s=sparse: m(d, s))
+                    add("forward", name, b, partial(model, dense, sparse))
                 if "frozen" in cfg.what:
-                    add("frozen", name, b, lambda m=frozen, d=dense, s=sparse: m(d, s))
+                    add("frozen", name, b, partial(frozen, dense, sparse))
     scorer = default_scorer()
     spec = FeatureSpec()
 
-    def cold(x: dict[str, object]) -> object:
+    def cold(x: dict[str, Any]) -> object:
         clear_bucket_cache()
         return featurize(spec, *x.values())
 
     for b in cfg.batch_sizes:
         batch = random_views(b, rng)
         if "featurize" in cfg.what:
-            add("featurize", "default", b, lambda x=batch: featurize(spec, *x.values()))
-            add("featurize, cold cache", "default", b, lambda x=batch: cold(x))
+            add("featurize", "default", b, partial(featurize, spec, *batch.values()))
+            add("featurize, cold cache", "default", b, partial(cold, batch))
         if "score" in cfg.what:
-            add("Scorer.score", "default", b, lambda x=batch: scorer.score(**x))
+            add("Scorer.score", "default", b, partial(scorer.score, **batch))
     return rows
 
 
-def markdown(rows: list[dict[str, object]]) -> str:
+def markdown(rows: list[Row]) -> str:
     lines = ["| what | model | batch | events/s | p50 ms | p99 ms |", "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        lines.append(f"| {r['what']} | {r['model']} | {r['batch']} | {r['events_per_s']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+    lines.extend(f"| {r['what']} | {r['model']} | {r['batch']} | {r['events_per_s']:,.0f} | {r['p50_ms']:.3f} "
+                 f"| {r['p99_ms']:.3f} |" for r in rows)
     return "\n".join(lines)
 
 
-def ratios(rows: list[dict[str, object]]) -> dict[tuple[str, str], dict[int, float]]:
+def ratios(rows: list[Row]) -> dict[tuple[str, str], dict[int, float]]:
     """(what, model) -> {batch: events/s / the frozen forward's, same model and batch}, frozen rows left out."""
-    bare = {(r["model"], r["batch"]): float(r["events_per_s"]) for r in rows if r["what"] == "frozen"}  # type: ignore[arg-type]
+    bare = {(r["model"], r["batch"]): r["events_per_s"] for r in rows if r["what"] == "frozen"}
     out: dict[tuple[str, str], dict[int, float]] = {}
     for r in rows:
         base = bare.get((r["model"], r["batch"]))
         if r["what"] != "frozen" and base:
-            out.setdefault((str(r["what"]), str(r["model"])), {})[int(r["batch"])] = float(r["events_per_s"]) / base  # type: ignore[call-overload]
+            out.setdefault((r["what"], r["model"]), {})[r["batch"]] = r["events_per_s"] / base
     return out
 
 

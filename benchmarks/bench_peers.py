@@ -144,7 +144,7 @@ def measure(args: argparse.Namespace, quix_python: Path | None, log: Callable[[s
         ensure_topics(bootstrap, [topic, topic + "-truth"], partitions=args.partitions)
         log(f"peers: producing {args.events:,} events ({args.users:,} users, {args.partitions} partitions)")
         produce_input(bootstrap, topic, args.events, args.users, seed=7)
-        events = [orjson.loads(r.value) for r in read_topic(bootstrap, topic, timeout_s=300)]
+        events = [orjson.loads(r.value or b"") for r in read_topic(bootstrap, topic, timeout_s=300)]
         oracle = expected_windows(events)
         log(f"peers: oracle: {len(events):,} events in {len(oracle):,} (entity, window) pairs")
         for i in range(args.runs):
@@ -193,10 +193,11 @@ def tables(chosen: list[Engine], events: int, args: argparse.Namespace, quix_not
         lines.append(f"| {e.name} | {spread(e.rates)} | {rss} |")
     if QUIX not in by_name:
         lines.append(f"| {QUIX} | - | - | - ({quix_note}) |")
-    lines += ["", f"Correctness: what each engine's window records counted against the input's {events:,} events "
-              "(every event is in one user window and one item window; one value, or each run's when they differ)", "",
-              "| engine | windows of | records | events counted | of the input | lost in written windows (late) "
-              "| in windows never written (open at the end) | windows written twice or more | wrong windows |",
+    lines += ["", (f"Correctness: what each engine's window records counted against the input's {events:,} events "
+               "(every event is in one user window and one item window; one value, or each run's when they differ)"),
+              "",
+              ("| engine | windows of | records | events counted | of the input | lost in written windows (late) "
+               "| in windows never written (open at the end) | windows written twice or more | wrong windows |"),
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for e in chosen:
         for entity in ENTITIES if e.writes else ():

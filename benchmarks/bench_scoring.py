@@ -102,8 +102,8 @@ from benchmarks.common import (
 )
 from broker.admin import ensure_topics
 from broker.embedded import EmbeddedBroker
-from dataflows.gc_policy import GC_THRESHOLDS  # what build_flow sets for the flow process
 from dataflows.files import JsonlSource
+from dataflows.gc_policy import GC_THRESHOLDS  # what build_flow sets for the flow process
 from features.config import FeaturesConfig
 from features.item_stage import Vector, Vectors
 from features.local import LocalPipeline
@@ -152,13 +152,14 @@ class Batch:
     dense_in: torch.Tensor  # normalised model input (B, N)
     sparse_in: torch.Tensor  # (B, F)
     scores: list[float]
-    record_args: tuple  # score_records' event_ids, user_ids, item_ids, ts
+    record_args: tuple[list[str], list[str], list[str], list[int]]  # score_records' event_ids, user_ids, item_ids, ts
     item_as_of: list[int]
 
 
 def make_batch(vectors: list[Vector], scorer: Scorer, n_groups: int) -> Batch:
     """Prepare every input form of one batch (untimed)."""
-    events = [v.event for v in vectors]
+    events = [v.event for v in vectors if v.event is not None]
+    assert len(events) == len(vectors), "make_batch needs vectors that kept their events"
     args = (
         vector_counts(vectors, n_groups),
         [e["user_id"] for e in events], [e["item_id"] for e in events], [e["category"] for e in events],
@@ -262,10 +263,10 @@ def verdict(ratio: float) -> str:
 
 def inflow_tables(title: str, rows: list[InflowRow], repeats: int, seconds: float) -> str:
     """The markdown tables of part A for one model: ratios first, then absolute figures, then the parts."""
-    lines = [f"A. {title}: scoring throughput / the bare forward's on the same views, same run "
-             f"(1 torch thread; median of the {repeats} per-repeat ratios, min - max)", "",
-             "| batch (views) | Scorer.score / bare forward | in flow (VectorOutputs) / bare forward "
-             "| target >= 0.5 |",
+    lines = [(f"A. {title}: scoring throughput / the bare forward's on the same views, same run "
+              f"(1 torch thread; median of the {repeats} per-repeat ratios, min - max)"), "",
+             ("| batch (views) | Scorer.score / bare forward | in flow (VectorOutputs) / bare forward "
+              "| target >= 0.5 |"),
              "| ---: | ---: | ---: | --- |"]
     for r in rows:
         score = [f / b for f, b in zip(r.rates["Scorer.score"], r.rates["bare forward"])]
@@ -273,16 +274,16 @@ def inflow_tables(title: str, rows: list[InflowRow], repeats: int, seconds: floa
         ratio = statistics.median(ratios)
         lines.append(f"| {r.batch:,} | {statistics.median(score):.2f} ({min(score):.2f} - {max(score):.2f}) "
                      f"| {ratio:.2f} ({min(ratios):.2f} - {max(ratios):.2f}) | {verdict(ratio)} |")
-    lines += ["", f"A. {title}: absolute figures, views/s, median | min-max of {repeats} repeats of {seconds:g} s; "
-              f"{conditions()}", "",
+    lines += ["", (f"A. {title}: absolute figures, views/s, median | min-max of {repeats} repeats of {seconds:g} s; "
+               f"{conditions()}"), "",
               "| batch (views) | bare forward | spread | Scorer.score | spread | in flow (VectorOutputs) | spread |",
               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r.batch:,} | {spread(r.rates['bare forward'])} | {spread(r.rates['Scorer.score'])} "
                      f"| {spread(r.rates['in flow (VectorOutputs)'])} |")
     names = list(rows[0].micros)
-    lines += ["", f"A. {title}: where the in-flow time goes, microseconds per view (median of repeats; parts timed "
-              "alone)", "",
+    lines += ["", (f"A. {title}: where the in-flow time goes, microseconds per view (median of repeats; parts timed "
+               "alone)"), "",
               "| batch | " + " | ".join(names) + " | rest (context lists, glue) |",
               "| ---: | " + " | ".join("---:" for _ in names) + " | ---: |"]
     for r in rows:
@@ -407,11 +408,11 @@ def kafka_tables(r: KafkaResult) -> str:
                      "bare loop")
     lines = [ratio_table(ratios, title=f"B. Features + scoring, Kafka to Kafka, {r.events:,} events, {r.users:,} users: "
                          "ratios of events/s (medians) to the bare consume+parse+count loop over the same topic"), "",
-             f"B. Absolute figures, {runs_each} runs each (alternating), bare loop {statistics.median(r.loop):,.0f} "
-             f"events/s (median of {len(r.loop)}); "
-             f"{conditions()}. The target is for one worker.", "",
-             "| flow | processes | events/s | spread | views scored | peak RSS (all processes) | us per event "
-             "| scoring cost, us per event | target >= 80,000 |",
+             (f"B. Absolute figures, {runs_each} runs each (alternating), bare loop {statistics.median(r.loop):,.0f} "
+              f"events/s (median of {len(r.loop)}); "
+              f"{conditions()}. The target is for one worker."), "",
+             ("| flow | processes | events/s | spread | views scored | peak RSS (all processes) | us per event "
+              "| scoring cost, us per event | target >= 80,000 |"),
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for n in r.without:
         base = statistics.median(x.events_per_s for x in r.without[n])
@@ -431,10 +432,10 @@ def kafka_tables(r: KafkaResult) -> str:
     probed = r.with_model.get(1, [])
     if not probed:
         return "\n".join(lines)
-    lines += ["", "A'. Scoring inside the real flow (the one-process runs with the model above, probe timers): "
-              "the flow's own runtime batches", "",
-              "| run | scoring calls | views per call (mean) | scoring step, views/s | Scorer.score, views/s "
-              "| forward inside it, views/s | in flow / forward | target >= 0.5 | step share of the flow's time |",
+    lines += ["", ("A'. Scoring inside the real flow (the one-process runs with the model above, probe timers): "
+               "the flow's own runtime batches"), "",
+              ("| run | scoring calls | views per call (mean) | scoring step, views/s | Scorer.score, views/s "
+               "| forward inside it, views/s | in flow / forward | target >= 0.5 | step share of the flow's time |"),
               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for i, run in enumerate(probed):
         p = KafkaResult.probe(run)

@@ -51,7 +51,7 @@ class CheckConfig:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=False, text=True)
     if done.returncode != 0:
         msg = f"{' '.join(cmd)} failed ({done.returncode}) in {cwd}:\n{done.stderr[-3000:]}"
         raise RuntimeError(msg)
@@ -60,7 +60,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
 def _export(ref: str, into: Path) -> str:
     """The tree of commit ``ref`` written under ``into``; returns the full commit id."""
     commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, capture_output=True,
-                            text=True)
+                            text=True, check=False)
     if commit.returncode != 0:
         msg = f"--base {ref!r} is not a commit of {ROOT}"
         raise ValueError(msg)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                            "Compare the features flow's outputs for one fixed history: this tree vs a base commit.")
     outcome: list[bool] = []
     rc = run_cli(parser, argv, CheckConfig, lambda cfg: outcome.append(check(cfg)), (RuntimeError, OSError))
-    return rc if rc else (0 if outcome and outcome[0] else 1)
+    return rc or (0 if outcome and outcome[0] else 1)
 
 
 if __name__ == "__main__":

@@ -127,13 +127,14 @@ def bare_loop(bootstrap: str, topic: str, partitions: int, work: Literal["count"
     loads = orjson.loads
     while done < partitions:
         for m in consumer.consume(2000, 0.05):
-            if m.error() is not None:
-                if m.error().code() == KafkaError._PARTITION_EOF:
+            error = m.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     done += 1
                 continue
             if started is None:
                 started, cpu_started = time.perf_counter(), time.thread_time()
-            event = loads(m.value())
+            event = loads(m.value() or b"")
             if work == "count":
                 user = event["user_id"]
                 counts[user] = counts.get(user, 0) + 1

@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             print("embedded broker stopped")
             return 0
         if args.command == "stop":
-            pid = stop_background(args.state_dir)
-            print(f"stopped the embedded broker (pid {pid})" if pid else "no background broker was running")
+            stopped = stop_background(args.state_dir)
+            print(f"stopped the embedded broker (pid {stopped})" if stopped else "no background broker was running")
             return 0
         if args.command == "status":
             configured = configured_bootstrap()

@@ -28,8 +28,8 @@ def parse_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     [('127.0.0.1', 19092), ('localhost', 9092)]
     """
     pairs = []
-    for entry in bootstrap.split(","):
-        entry = entry.strip()
+    for raw in bootstrap.split(","):
+        entry = raw.strip()
         if "://" in entry:
             entry = entry.split("://", 1)[1]
         host, sep, port = entry.rpartition(":")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from broker.admin import BrokerUnreachable, partition_count
 from broker.offsets import topic_ends
@@ -39,7 +39,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 def _consumer(bootstrap: str, eof: bool) -> Consumer:
@@ -52,6 +52,21 @@ def _consumer(bootstrap: str, eof: bool) -> Consumer:
             "log_level": 2,
         }
     )
+
+
+def _place(m: Message) -> tuple[str, int, int]:
+    """A consumed message's topic, partition and offset (set on every record and end-of-partition event)."""
+    topic, partition, offset = m.topic(), m.partition(), m.offset()
+    assert topic is not None and partition is not None and offset is not None, m
+    return topic, partition, offset
+
+
+def _headers(m: Message) -> tuple[tuple[str, bytes | None], ...]:
+    """A consumed record's headers, in order (the client gives a list of (name, value) pairs, or None)."""
+    headers = m.headers()
+    if not isinstance(headers, list):
+        return ()
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in headers)
 
 
 def iter_topic(
@@ -85,20 +100,21 @@ def iter_topic(
                 error = m.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(m.partition())
+                        at_end.add(_place(m)[1])
                         continue
                     msg = f"error reading {topic}[{m.partition()}]: {error}"
                     raise RuntimeError(msg)
-                at_end.discard(m.partition())
+                m_topic, m_partition, m_offset = _place(m)
+                at_end.discard(m_partition)
                 last = time.monotonic()
                 yield Record(
-                    topic=m.topic(),
-                    partition=m.partition(),
-                    offset=m.offset(),
+                    topic=m_topic,
+                    partition=m_partition,
+                    offset=m_offset,
                     key=m.key(),
                     value=m.value(),
                     timestamp_ms=m.timestamp()[1],
-                    headers=tuple(m.headers() or ()),
+                    headers=_headers(m),
                 )
             if to_end and len(at_end) == len(parts):
                 return

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 from broker.admin import BrokerUnreachable, check_reachable, tcp_reachable, wait_until_ready
 from broker.config import EMBEDDED_HOST, EMBEDDED_PORT, configured_bootstrap, embedded_address
@@ -69,11 +70,12 @@ class EmbeddedBroker:
         if tcp_reachable(bootstrap, timeout_s=0.5) is None:
             msg = f"port {port} on {self.host} is already in use; stop what runs there or pick another port"
             raise RuntimeError(msg)
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(broker_command(self.host, port), stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(broker_command(self.host, port),
+                                            stdout=subprocess.DEVNULL if log is None else log, stderr=subprocess.STDOUT)
         finally:
-            if self.log_path:
+            if log is not None:
                 log.close()
         self.bootstrap = bootstrap
         try:
@@ -90,7 +92,7 @@ class EmbeddedBroker:
         _terminate(self.process.pid, timeout_s, self.process)
         self.process = None
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -86,15 +86,15 @@ def partition_spans(bootstrap: str, topic: str, partitions: list[int] | None = N
                 msg = f"no fetch answer for {topic} partitions {missing} from {bootstrap} within {timeout_s:g}s"
                 raise BrokerUnreachable(msg)
             for m in consumer.consume(len(parts), 0.1):
-                p, error = m.partition(), m.error()
-                if p in ends or p is None:
+                part, offset, error = m.partition(), m.offset(), m.error()
+                if part in ends or part is None:
                     continue
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    ends[p] = m.offset()  # the end, as the fetch saw it
+                if error is not None and error.code() == KafkaError._PARTITION_EOF and offset is not None:
+                    ends[part] = offset  # the end, as the fetch saw it
                 elif error is None:  # records beyond the reported end: the fetch carried the true end
-                    ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
+                    ends[part] = consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)[1]
                 else:
-                    msg = f"error reading {topic}[{p}]: {error}"
+                    msg = f"error reading {topic}[{part}]: {error}"
                     raise RuntimeError(msg)
         return {p: PartitionSpan(p, reported[p][0], max(ends[p], reported[p][1]), reported[p][1]) for p in parts}
     finally:

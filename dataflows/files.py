@@ -120,7 +120,8 @@ class _ExamplesPartition(StatefulSinkPartition[Any, None]):
                     slots = first.get(view_id)
                     if slots is None:
                         slots = first[view_id] = [None, None, None]
-                    if slots[k - 1] is None or ts < slots[k - 1]:
+                    earliest = slots[k - 1]
+                    if earliest is None or ts < earliest:
                         slots[k - 1] = ts
 
     def snapshot(self) -> None:

@@ -113,9 +113,9 @@ class FlowMonitor:
             for name, value in s.counters.items():
                 if name.startswith("dead."):
                     dead[name[5:]] = dead.get(name[5:], 0) + value
-        for s in self.shards.values():
-            t["item_windows"] += s.counters["windows"]
-            t["vectors"] += s.counters["vectors"]
+        for shard in self.shards.values():
+            t["item_windows"] += shard.counters["windows"]
+            t["vectors"] += shard.counters["vectors"]
         t["dead"] = sum(dead.values())
         t["scores"] = self.scored
         t.update({f"dead.{k}": v for k, v in dead.items()})

@@ -24,7 +24,7 @@ import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -95,7 +95,8 @@ class _ItemLogic(StatefulBatchLogic):
                 self.state = ItemShardState(cfg.features, chunk.shard, self.ctx.partitions, self.ctx.needs.vectors_for,
                                             feed_slates=self.ctx.needs.slate_k > 0)
             out.extend(self.state.process(chunk))
-        self.ctx.monitor.observe_shard(self.state)
+        if self.state is not None:
+            self.ctx.monitor.observe_shard(self.state)
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
@@ -214,6 +215,11 @@ def entry_needs(config: FlowConfig, scoring: bool, recovery: bool, slates: bool 
                       slate_max_k=catalog_size if slates else 0, session_slates=config.slates_for != "requests")
 
 
+def _is_item_chunk(o: object) -> TypeGuard[ToItems]:
+    """The partition stage's chunks for the item stage (its other outputs go on to the sinks or the slates)."""
+    return isinstance(o, ToItems)
+
+
 def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool | None = None,
                monitor: FlowMonitor | None = None, resume_from: str | None = None) -> Dataflow:
     """Wire the features flow. ``bootstrap`` is needed when input or output is Kafka."""
@@ -273,7 +279,7 @@ def build_flow(config: FlowConfig, bootstrap: str | None = None, recovery: bool 
     flow = Dataflow("features")
     stage1 = op.input("read_validate_count_users", flow, source)
     # ToItems | Records | FollowUps | SlateRequests
-    split1 = op.branch("split_item_chunks", stage1, lambda o: isinstance(o, ToItems))
+    split1 = op.branch("split_item_chunks", stage1, _is_item_chunk)
     keys = shard_keys(config.features.item_shards)  # spread evenly over the workers
     by_shard = op.key_on("key_by_item_shard", split1.trues, lambda c: keys[c.shard])
     # (shard, ToItems)

@@ -159,7 +159,8 @@ def show(bootstrap: str, topic: str, title: str, n: int, newest: bool = False) -
     if newest:
         records = sorted(records, key=lambda r: r.timestamp_ms)[-n:]
     for r in records[:n]:
-        print(f"   key={r.key.decode(errors='replace') if r.key else None}  {r.value.decode(errors='replace')[:300]}")
+        key = r.key.decode(errors="replace") if r.key else None
+        print(f"   key={key}  {(r.value or b'').decode(errors='replace')[:300]}")
 
 
 def summary(report: Path) -> None:

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -80,7 +81,7 @@ def _ok(value: Any, f: Field) -> bool:
             return False
         if f.const is not None:
             return value == f.const
-    elif not (type(value) is float or type(value) is int) or value != value:  # NaN
+    elif not (type(value) is float or type(value) is int) or (type(value) is float and math.isnan(value)):
         return False
     if f.exclusive_minimum is not None and not value > f.exclusive_minimum:
         return False

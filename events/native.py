@@ -91,6 +91,9 @@ def stale_modules(root: Path = ROOT, recorded: dict[str, str] | None = None) -> 
 class _SourceFinder(importlib.abc.MetaPathFinder):
     """Finds the compiled modules' ``.py`` sources, ahead of the extension modules."""
 
+    def __init__(self) -> None:
+        self.reason: str | None = None  # why install() chose the Python source, if it did
+
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
                   ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in COMPILED:
@@ -99,18 +102,16 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 
 
 _FINDER = _SourceFinder()
-_source_reason: str | None = None  # why install() chose the Python source, if it did
 
 
 def install() -> None:
     """Decide, once per process and before any compiled module is imported, what runs."""
-    global _source_reason
     if _FINDER in sys.meta_path:
         return
     if os.environ.get(PURE_ENV) == "1":
-        _source_reason = f"{PURE_ENV}=1"
+        _FINDER.reason = f"{PURE_ENV}=1"
     elif stale := stale_modules():
-        _source_reason = "its source changed after the build (`make venv` rebuilds it)"
+        _FINDER.reason = "its source changed after the build (`make venv` rebuilds it)"
         names = ", ".join(str(source_path(m).relative_to(ROOT)) for m in stale)
         warnings.warn(f"{names} changed after the compiled build: running the Python source of "
                       f"{', '.join(COMPILED)} (slower) until `make venv` rebuilds them", RuntimeWarning, stacklevel=2)
@@ -123,7 +124,7 @@ def why_python() -> str | None:
     """Why this process runs the hot path from the Python source, or None when it is compiled."""
     if build() == "compiled":
         return None
-    return _source_reason or "it was not compiled at install (no C compiler, or RECSTREAM_PURE_PYTHON=1 then)"
+    return _FINDER.reason or "it was not compiled at install (no C compiler, or RECSTREAM_PURE_PYTHON=1 then)"
 
 
 def build() -> str:

@@ -61,10 +61,10 @@ ITEM_FIELDS: Final = (
     _UPDATED,
 )
 SCHEMAS: Final = {  # file name in events/ -> (title, description, fields)
-    "user.schema.json": ("UserProfile", "A user's observable profile. Kafka topic users, key = user_id. "
-                         "Generated from events/profiles.py.", USER_FIELDS),
-    "item.schema.json": ("Item", "An item of the catalog. Kafka topic items, key = item_id. "
-                         "Generated from events/profiles.py.", ITEM_FIELDS),
+    "user.schema.json": ("UserProfile", ("A user's observable profile. Kafka topic users, key = user_id. "
+                          "Generated from events/profiles.py."), USER_FIELDS),
+    "item.schema.json": ("Item", ("An item of the catalog. Kafka topic items, key = item_id. "
+                          "Generated from events/profiles.py."), ITEM_FIELDS),
 }
 
 

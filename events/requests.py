@@ -52,6 +52,6 @@ def check_request(obj: Any) -> Rejection | None:
     """None for a valid request, else why it is refused."""
     return validate(obj, REQUEST_FIELDS)
 SCHEMAS: Final = {  # file name in events/ -> (title, description, fields)
-    "request.schema.json": ("RecommendationRequest", "A request for a slate. Kafka topic recommendation-requests, "
-                            "key = user_id. Generated from events/requests.py.", REQUEST_FIELDS),
+    "request.schema.json": ("RecommendationRequest", ("A request for a slate. Kafka topic recommendation-requests, "
+                             "key = user_id. Generated from events/requests.py."), REQUEST_FIELDS),
 }

@@ -59,8 +59,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
-from mypy_extensions import mypyc_attr
 import orjson
+from mypy_extensions import mypyc_attr
 
 SCHEMA_VERSION: Final = 1  # an event outside any experiment
 SERVED_SCHEMA_VERSION: Final = 2  # an event of a served session: version 1 + EXPERIMENT_FIELDS

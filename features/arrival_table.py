@@ -22,7 +22,16 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from features.spec import Horizon
-from features.tiles import GROUP_BITS, HOUR_MS, INC_WINDOW, NO_WINDOW, TILE_FIELDS, TileEntity, TileTable, WindowRegistry
+from features.tiles import (
+    GROUP_BITS,
+    HOUR_MS,
+    INC_WINDOW,
+    NO_WINDOW,
+    TILE_FIELDS,
+    TileEntity,
+    TileTable,
+    WindowRegistry,
+)
 
 RAW_MIN_CAP = 64  # the out-of-order buffer is trimmed when it reaches its cap (doubling with what stays)
 

@@ -61,7 +61,7 @@ class FeaturesConfig:
                     f"and length_ms ({h.length_ms}) a multiple of hop_ms"
                 )
                 raise ValueError(msg)
-            if h.hop_ms < 3_600_000 and 3_600_000 % h.hop_ms or h.hop_ms >= 3_600_000 and h.hop_ms % 3_600_000:
+            if (h.hop_ms < 3_600_000 and 3_600_000 % h.hop_ms) or (h.hop_ms >= 3_600_000 and h.hop_ms % 3_600_000):
                 msg = f"horizon {h.name!r}: hop_ms ({h.hop_ms}) must divide an hour or be a multiple of one"
                 raise ValueError(msg)
             if h.length_ms <= self.allowed_lateness_ms + h.hop_ms + self.window_ms:

@@ -26,10 +26,11 @@ from typing import Any, ClassVar
 from mypy_extensions import mypyc_attr
 
 from features.config import FeaturesConfig
+from features.item_table import ClosedWindowTable
 from features.partition_stage import NEG_INF, POS_INF, SNAPSHOT_FORMAT, Entry, History, Records, ToItems, require_format
 from features.records import Record, window_record
-from features.item_table import ClosedWindowTable
 from features.window_table import WindowCountTable
+
 
 class Vector:
     """An event with its complete point-in-time vector (packed counts, features/tiles.py layout)."""

@@ -84,8 +84,7 @@ class ClosedWindowTable(TileTable):
                 yield key, ws, w
         w_ms = self.window_ms
         boundary = watermark - watermark % w_ms
-        if boundary > self.closed_until:
-            self.closed_until = boundary
+        self.closed_until = max(self.closed_until, boundary)
 
     def add_closed(self, key: str, ws: int, w: int) -> None:
         """A window another table closed (the slate stage's copy of every shard's items): into the tiles at once.

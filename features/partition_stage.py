@@ -25,14 +25,28 @@ from typing import Any, ClassVar
 import orjson
 from mypy_extensions import mypyc_attr
 
-from events.schema import (CATEGORIES, EVENT_TYPE_INDEX, K_CATEGORY, K_COUNTRY, K_DEVICE, K_EVENT_ID, K_EVENT_TYPE, K_ITEM_ID,
-                           K_PRICE, K_SESSION_ID, K_TS, K_USER_ID, K_VIEW_ID, check)
-from features.config import FeaturesConfig
 from events.requests import check_request
+from events.schema import (
+    CATEGORIES,
+    EVENT_TYPE_INDEX,
+    K_CATEGORY,
+    K_COUNTRY,
+    K_DEVICE,
+    K_EVENT_ID,
+    K_EVENT_TYPE,
+    K_ITEM_ID,
+    K_PRICE,
+    K_SESSION_ID,
+    K_TS,
+    K_USER_ID,
+    K_VIEW_ID,
+    check,
+)
+from features.arrival_table import ArrivalTable
+from features.config import FeaturesConfig
 from features.records import Record, dead_letter, window_record
 from features.tiles import GROUP_BITS, unpack_window
 from features.user_history import UserHistory
-from features.arrival_table import ArrivalTable
 from features.window_table import WindowCountTable
 
 NEG_INF = -(1 << 62)
@@ -420,9 +434,7 @@ class PartitionState:
             accepted += 1
 
         counters["accepted"] += accepted
-        if accepted:
-            self.last_event_wall = wall
-        elif self.last_event_wall is None:
+        if accepted or self.last_event_wall is None:
             self.last_event_wall = wall
         self._advance_idle(wall, batch.eof)
         self._expire(records)
@@ -536,8 +548,7 @@ class PartitionState:
         lateness = self.config.allowed_lateness_ms
         base = self.max_ts - lateness if self.max_ts > NEG_INF else wall - self.config.idle_timeout_ms - lateness
         candidate = base + over if self.max_ts > NEG_INF else base
-        if candidate > self.watermark:
-            self.watermark = candidate
+        self.watermark = max(self.watermark, candidate)
 
     def _on_watermark(self, records: list[Record]) -> None:
         """Close the windows the watermark passed; forget event ids older than the dedup horizon.

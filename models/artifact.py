@@ -87,7 +87,7 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     created = artifact.created_at or datetime.now(UTC).isoformat(timespec="seconds")
-    payload = {
+    payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "version": artifact.version,
@@ -128,7 +128,7 @@ def read_payload(path: Path, kind: str = FORMAT, version: int = FORMAT_VERSION,
         raise ArtifactError(msg)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt or foreign file
+    except Exception as e:  # noqa: BLE001 (torch raises many types for a corrupt or foreign file)
         msg = f"model artifact {path} is not readable ({type(e).__name__}: {str(e)[:200]})"
         raise ArtifactError(msg) from None
     if not isinstance(payload, dict) or payload.get("format") != kind:

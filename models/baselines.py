@@ -42,6 +42,8 @@ class LogisticRegression(nn.Module):
     [0.0, 0.0]
     """
 
+    row_offsets: torch.Tensor  # (F,) buffer: each feature's first row in ``one_hot``
+
     def __init__(self, num_dense: int, sparse_cardinalities: Sequence[int]) -> None:
         super().__init__()
         self.dense = nn.Linear(num_dense, 1)

@@ -164,16 +164,19 @@ class DLRM(nn.Module):
     torch.Size([3])
     """
 
+    pair_index: torch.Tensor  # (P,) buffer: the strict lower triangle's flat indices in (F+1, F+1)
+
     def __init__(self, config: DLRMConfig) -> None:
         super().__init__()
         self.config = config
         d = config.embedding_dim
         self.bottom = _mlp(config.num_dense, config.bottom_mlp, relu_on_last=True)
-        self.embeddings = nn.ModuleList(nn.Embedding(rows, d) for rows in config.sparse_cardinalities)
+        tables = [nn.Embedding(rows, d) for rows in config.sparse_cardinalities]
         with torch.no_grad():
-            for table in self.embeddings:
+            for table in tables:
                 bound = math.sqrt(1.0 / table.num_embeddings)
                 table.weight.uniform_(-bound, bound)
+        self.embeddings = nn.ModuleList(tables)
         self.top = _mlp(config.top_input_width, config.top_mlp, relu_on_last=False)
         n = config.num_sparse + 1
         rows, cols = torch.tril_indices(n, n, offset=-1)  # pairs i > j: strict lower triangle
@@ -237,7 +240,8 @@ class FrozenDLRM:
         with torch.no_grad():
             self.bottom = [(m.weight.detach().clone(), m.bias.detach().clone()) for m in model.bottom if isinstance(m, nn.Linear)]
             self.top = [(m.weight.detach().clone(), m.bias.detach().clone()) for m in model.top if isinstance(m, nn.Linear)]
-            self.table = torch.cat([t.weight.detach() for t in model.embeddings])  # (sum of rows, D)
+            tables = [t.weight.detach() for t in model.embeddings if isinstance(t, nn.Embedding)]  # F x (rows, D)
+            self.table = torch.cat(tables)  # (sum of rows, D)
         starts = [0, *itertools.accumulate(model.config.sparse_cardinalities)][:-1]
         self.row_offsets = torch.tensor(starts, dtype=torch.int64)  # (F,)
         self.pair_index = model.pair_index.clone()  # (P,)

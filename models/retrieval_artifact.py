@@ -18,8 +18,8 @@ version, or whose embeddings do not fit its catalog, fails at load with the diff
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class RetrievalArtifact:
 
 def save_retrieval_artifact(artifact: RetrievalArtifact, path: str | Path) -> str:
     """Write atomically; returns the version id."""
-    payload = {
+    payload: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "version": artifact.version,
         "created_at": artifact.created_at or datetime.now(UTC).isoformat(timespec="seconds"),
         "config": artifact.config.to_dict(),

@@ -37,11 +37,13 @@ class ItemIndex:
             msg = f"ItemIndex: embeddings {embeddings.shape} do not fit {len(item_ids)} item ids"
             raise ValueError(msg)
         dim = embeddings.shape[1]
+        self.index: faiss.Index
         if kind == "exact":
             self.index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
-            self.index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            self.index.hnsw.efSearch = ef_search
+            hnsw = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efSearch = ef_search
+            self.index = hnsw
         else:
             msg = f"ItemIndex kind must be 'exact' or 'hnsw', got {kind!r}"
             raise ValueError(msg)

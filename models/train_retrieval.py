@@ -36,9 +36,17 @@ from common.config_cli import config_parser, option, require_field, run_cli
 from models.artifact import ArtifactError
 from models.data import ExamplesError, TimeSplit
 from models.retrieval_artifact import RetrievalArtifact, save_retrieval_artifact
-from models.retrieval_data import (Catalog, Profiles, Queries, hashed, load_profiles, load_queries, price_bucket,
-                                   user_inputs)
-from models.retrieval_metrics import rank_of_target, ranking_metrics, ranks_in_chunks
+from models.retrieval_data import (
+    Catalog,
+    Profiles,
+    Queries,
+    hashed,
+    load_profiles,
+    load_queries,
+    price_bucket,
+    user_inputs,
+)
+from models.retrieval_metrics import ranking_metrics, ranks_in_chunks
 from models.two_tower import TwoTower, TwoTowerConfig, in_batch_loss
 
 Log = Callable[[str], None]
@@ -103,7 +111,8 @@ class Encoder:
     def users(self, model: TwoTower, rows: np.ndarray) -> torch.Tensor:
         """(len(rows), D) user embeddings of those queries."""
         idx = torch.from_numpy(rows)
-        return model.users(*(c[idx] for c in self.user_cols), self.user_counts[idx])
+        user_bucket, age, gender, country, device, hour, recent = (c[idx] for c in self.user_cols)
+        return model.users(user_bucket, age, gender, country, device, hour, recent, self.user_counts[idx])
 
     def positives(self, model: TwoTower, rows: np.ndarray) -> torch.Tensor:
         """(len(rows), D) embeddings of the queries' viewed items, with the popularity of each view."""

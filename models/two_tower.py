@@ -25,6 +25,7 @@ RecSys 2019: :func:`in_batch_loss`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from events.schema import CATEGORIES, COUNTRIES, DEVICES
-from models.retrieval_data import AGE_BUCKETS, N_RECENT, PRICE_BUCKETS
+from models.retrieval_data import AGE_BUCKETS, PRICE_BUCKETS
 
 N_CATEGORIES = len(CATEGORIES)
 N_ITEM_COUNTS = 12  # 3 horizons x 4 event types (features/spec.py)
@@ -85,7 +86,7 @@ class TwoTowerConfig:
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())

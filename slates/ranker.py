@@ -24,6 +24,7 @@ on the batch it was in). The Kafka message timestamp is when the flow produced i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,8 @@ class SlateRanker:
             recent[n, :len(rows)] = self.item_buckets[rows]
             counts[n] = unpack([v >> shift & group for v in r.cat_vecs], 1)
         with torch.inference_mode():
-            out = self.tower.users(*(torch.from_numpy(c) for c in cols[:6]), torch.from_numpy(recent),
+            user_t, age_t, gender_t, country_t, device_t, hour_t = (torch.from_numpy(c) for c in cols[:6])  # (B,) each
+            out = self.tower.users(user_t, age_t, gender_t, country_t, device_t, hour_t, torch.from_numpy(recent),
                                    torch.from_numpy(counts))
         return out.numpy()[:b]
 
@@ -149,11 +151,11 @@ class SlateRanker:
                                if i >= 0 and self.retriever.item_ids[i] not in bought][:m])
         # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category
         vecs, ctx = [], []
-        item_ids, category, price = self.retriever.item_ids, self.category, self.price
+        catalog_ids, category, price = self.retriever.item_ids, self.category, self.price
         for (r, cut), cands in zip(ready, candidates, strict=True):
             country, device = self._context(r)
             for i, _ in cands:
-                item_id, c = item_ids[i], category[i]
+                item_id, c = catalog_ids[i], category[i]
                 vecs += [r.user_vec, self._item_vec(items, item_id, r.ts, cut), r.cat_vecs[c]]
                 ctx.append((r.user_id, item_id, CATEGORIES[c], country, device, r.ts, price[i]))
         g = self.settings.n_groups
@@ -169,7 +171,7 @@ class SlateRanker:
             records.append(self._record(r, cut, [scored[n] for n in order[:r.k]], cold_start=False))
         return records
 
-    def _record(self, r: SlateRequest, cut: int, slate: list[tuple[str, float | None, float | None]],
+    def _record(self, r: SlateRequest, cut: int, slate: Sequence[tuple[str, float | None, float | None]],
                 cold_start: bool) -> Record:
         value = {
             "request_id": r.request_id, "user_id": r.user_id, "ts": r.ts, "source": r.source, "k": r.k,

@@ -66,16 +66,14 @@ class SlateStageState:
         if isinstance(message, ClosedItemWindows):
             for item_id, ws, counts in message.windows:
                 self.items.add_closed(item_id, ws, counts)
-            if message.closed_until > self.shard_closed[message.shard]:
-                self.shard_closed[message.shard] = message.closed_until
+            self.shard_closed[message.shard] = max(self.shard_closed[message.shard], message.closed_until)
             self.items.closed_until = self.closed_until
             return
         for request in message.requests:
             self.arrivals += 1
             heapq.heappush(self.waiting, (self.cut(request.ts), self.arrivals, request))
             self.counters["requests"] += 1
-        if message.floor > self.partition_floor[message.partition]:
-            self.partition_floor[message.partition] = message.floor
+        self.partition_floor[message.partition] = max(self.partition_floor[message.partition], message.floor)
 
     def take_ready(self) -> list[tuple[SlateRequest, int]]:
         """``(request, cut)`` of every waiting request whose cut the closed windows have reached, in cut order.

@@ -44,8 +44,8 @@ def make_log(seed: int, n: int = 700, partitions: int = 3, t0: int = T0, users: 
     else:
         home = {u: rng.randrange(partitions) for u in user_ids}
     parts: list[list[bytes]] = [[] for _ in range(partitions)]
-    clock = {p: t0 for p in range(partitions)}
-    last_ts: dict[int, int | None] = {p: None for p in range(partitions)}
+    clock = dict.fromkeys(range(partitions), t0)
+    last_ts: dict[int, int | None] = dict.fromkeys(range(partitions))
     history: list[tuple[int, bytes]] = []
     for i in range(n):
         u = rng.choice(user_ids)

@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import bytewax.operators as op
@@ -48,7 +49,7 @@ def windowed_counts(events: Stream[dict[str, Any]]) -> dict[str, Stream[tuple[st
     out = {}
     for entity in ENTITIES:
         field = f"{entity}_id"
-        keyed = op.key_on(f"key_{entity}", events, lambda e, field=field: e[field])
+        keyed = op.key_on(f"key_{entity}", events, itemgetter(field))
         windows = win.fold_window(f"{entity}_window", keyed, clock, windower, new_counts, add_event, merge_counts)
 
         def as_value(item: tuple[str, tuple[int, dict[str, int]]], entity: str = entity) -> tuple[str, dict[str, Any]]:

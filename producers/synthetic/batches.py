@@ -105,8 +105,8 @@ def iter_batches(cfg: ProducerConfig, setup: Setup, block_events: int) -> Iterat
     live = cfg.mode == "live"
     end_ms = None if live else setup.start_ms + round(backfill_span_s(cfg) * 1000)
     built = 0
-    for block in setup.simulator.blocks(block_events):
-        last = False
+    for generated in setup.simulator.blocks(block_events):
+        block, last = generated, False
         if end_ms is not None and len(block) and block.t_ms[-1] >= end_ms:
             block, last = block.take(slice(0, int(np.searchsorted(block.t_ms, end_ms)))), True
         if cfg.count is not None and built + len(block) >= cfg.count:

@@ -19,6 +19,7 @@ world does not change during a run, so a run publishes them once, before its fir
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -39,6 +40,8 @@ def profile_records(world: World, updated_ms: int) -> tuple[Records, Records]:
     """``(users, items)``: every user profile and every catalog item of ``world``."""
     u, it = world.users, world.items
     user_rows = zip(u.age.tolist(), u.gender.tolist(), u.country.tolist(), u.device.tolist(), strict=True)
+    users: list[dict[str, Any]]
+    items: list[dict[str, Any]]
     users = [{"schema_version": PROFILE_VERSION, "user_id": f"u{n}", "age": age, "gender": GENDERS[g],
               "country": COUNTRIES[c], "device": DEVICES[d], "updated_ms": updated_ms}
              for n, (age, g, c, d) in enumerate(user_rows)]

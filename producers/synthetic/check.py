@@ -9,6 +9,7 @@ byte. No consumer group is joined, so the check takes well under a second on Tan
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -45,12 +46,13 @@ def run_check(cfg: ProducerConfig, bootstrap: str, n: int = 5, timeout_s: float 
     delivered: dict[int, tuple[int, int]] = {}  # index -> (partition, offset)
     errors: list[str] = []
 
-    def on_delivery(index: int) -> object:
+    def on_delivery(index: int) -> Callable[[KafkaError | None, Message], None]:
         def callback(err: KafkaError | None, msg: Message) -> None:
+            partition, offset = msg.partition(), msg.offset()
             if err is not None:
                 errors.append(err.str())
-            else:
-                delivered[index] = (msg.partition(), msg.offset())
+            elif partition is not None and offset is not None:  # both set on a delivered message
+                delivered[index] = (partition, offset)
 
         return callback
 
@@ -91,8 +93,9 @@ def _read_back(
     try:
         while wanted - found.keys() and time.monotonic() < deadline:
             for m in consumer.consume(100, 0.2):
-                if m.error() is None and (m.partition(), m.offset()) in wanted:
-                    found[(m.partition(), m.offset())] = (m.key() or b"", m.value() or b"")
+                p, o = m.partition(), m.offset()
+                if m.error() is None and p is not None and o is not None and (p, o) in wanted:
+                    found[p, o] = (m.key() or b"", m.value() or b"")
     finally:
         consumer.close()
     return found

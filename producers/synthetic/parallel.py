@@ -77,7 +77,7 @@ def worker_batches(
                 return
             if isinstance(item, WorkerFailed):
                 msg = f"the generator process failed: {item.message}"
-                raise RuntimeError(msg)
+                raise RuntimeError(msg)  # noqa: TRY004 (a failure the worker reported, not a wrong argument type)
             yield item
     finally:
         process.terminate()

@@ -9,6 +9,7 @@ view by its item's view count over the whole run (an in-sample, optimistic basel
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -62,7 +63,8 @@ class RunStats:
         """Events emitted (duplicate copies not counted)."""
         return int(self.type_counts.sum())
 
-    def add(self, block: EventBlock, ts_ms: np.ndarray, message_partitions: np.ndarray, payload: bytes) -> None:
+    def add(self, block: EventBlock, ts_ms: np.ndarray, message_partitions: np.ndarray,
+            payload: builtins.bytes) -> None:
         """Count emitted events (``block``) and their messages; ``payload`` is their JSONL bytes."""
         if len(block) == 0:
             return
@@ -95,7 +97,7 @@ class RunStats:
         """sha256 of the emitted stream: equal to the sha256 of the JSONL file of it."""
         return self._hash.hexdigest()
 
-    def oracle(self) -> dict[str, float | int]:
+    def oracle(self) -> dict[str, float | int | None]:
         """Click-prediction metrics of the true probabilities and of a popularity baseline."""
         if not self._p_click:
             return {"views": 0}
@@ -193,8 +195,8 @@ def dataset_text(report: dict[str, Any]) -> str:
         "",
         "Event mix: " + ", ".join(f"{t} {100 * s:.1f}%" for t, s in mix.items()),
         "Funnel: " + ", ".join(f"{k} {v} (target {funnel['targets'][k]})" for k, v in funnel.items() if k != "targets"),
-        f"Skew: top {100 * skew['user_top']:g}% of users make {100 * skew['user_top_share']:.1f}% of events; "
-        f"top {100 * skew['item_top']:g}% of items get {100 * skew['item_top_share_views']:.1f}% of views",
+        (f"Skew: top {100 * skew['user_top']:g}% of users make {100 * skew['user_top_share']:.1f}% of events; "
+         f"top {100 * skew['item_top']:g}% of items get {100 * skew['item_top_share_views']:.1f}% of views"),
     ]
     if oracle.get("auc") is not None:
         lines.append(
@@ -205,8 +207,8 @@ def dataset_text(report: dict[str, Any]) -> str:
     if faults:
         lines.append("Faults: " + ", ".join(f"{k} {v}" for k, v in faults.items()))
     lines += [
-        f"Rate: requested {report['rate_requested']:g}/s, achieved {report['rate_achieved']:.1f}/s "
-        f"({report['mode']}, {report['elapsed_s']:.2f} s)",
+        (f"Rate: requested {report['rate_requested']:g}/s, achieved {report['rate_achieved']:.1f}/s "
+         f"({report['mode']}, {report['elapsed_s']:.2f} s)"),
         f"Delivery failures: {report['delivery_failures']}",
         f"Checksum (sha256 of the stream): {report['checksum']}",
         "=" * 70,

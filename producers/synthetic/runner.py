@@ -22,6 +22,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np

@@ -59,7 +59,9 @@ class Delivery:
 class Sink(Protocol):
     """A destination for events and their truth records."""
 
-    delivery: Delivery | None  # None: the sink cannot report per-message delivery
+    @property
+    def delivery(self) -> Delivery | None:
+        """Per-message delivery statistics; None when the sink cannot report them."""
 
     def send(self, keys: list[bytes], values: list[bytes]) -> None:
         """Hand over events (key = user_id)."""
@@ -132,7 +134,8 @@ class KafkaSink:
             d.first_error = d.first_error or f"{msg.topic()}: {err.str()}"
             return
         part = msg.partition()
-        d.partitions[part] = d.partitions.get(part, 0) + 1
+        if part is not None:  # always set on a delivered message
+            d.partitions[part] = d.partitions.get(part, 0) + 1
         latency = msg.latency() or 0.0
         d.latency_sum_s += latency
         d.window_sum_s += latency
@@ -192,8 +195,8 @@ class KafkaSink:
         self._produce(producer, target, keys, values)
         left = producer.flush(self.flush_timeout_s)
         if left or failures:
-            msg = f"could not publish the {kind} to topic {target}: {left} undelivered, first error: " \
-                  f"{failures[0] if failures else 'timeout'}"
+            msg = (f"could not publish the {kind} to topic {target}: {left} undelivered, first error: "
+                   f"{failures[0] if failures else 'timeout'}")
             raise RuntimeError(msg)
         return len(values)
 
@@ -251,7 +254,7 @@ class FileSink:
         truth = kwargs.get("truth_path")
         if isinstance(truth, Path):
             truth.parent.mkdir(parents=True, exist_ok=True)
-        return cls(open(path, "wb"), encode, **kwargs)  # type: ignore[arg-type]  # noqa: SIM115
+        return cls(open(path, "wb"), encode, **kwargs)  # type: ignore[arg-type]
 
     def _write(self, data: bytes) -> None:
         if not data:

@@ -238,9 +238,9 @@ class SessionSimulator:
         rating[bought] = ratings(p, choice[bought], prob.affinity[bought], rng)
         view_counter = self.next_counter + np.arange(n)
         parts = []  # (rows of the views, event type, times) per event type, in counter order
-        for etype, mask, t in ((VIEW, None, t_view), (CLICK, clicked, t_click), (CART, carted, t_cart), (PURCHASE, bought, t_purchase)):
+        for code, mask, t in ((VIEW, None, t_view), (CLICK, clicked, t_click), (CART, carted, t_cart), (PURCHASE, bought, t_purchase)):
             rows = np.arange(n) if mask is None else np.flatnonzero(mask)
-            parts.append((rows, etype, t[rows]))
+            parts.append((rows, code, t[rows]))
         rows = np.concatenate([r for r, _, _ in parts])
         total = len(rows)
         etype = np.concatenate([np.full(len(r), e, dtype=np.int8) for r, e, _ in parts])

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.integration  # needs the broker
 def test_tansu_reports_a_wrong_high_watermark_for_a_partition_written_in_several_batches(kafka_bootstrap, make_topics):
     (topic,) = make_topics("quirk", partitions=1)
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 0})
-    for batch in range(4):
-        for i in range(10):
+    for _batch in range(4):
+        for _ in range(10):
             producer.produce(topic, b"x", partition=0)
         producer.flush(10)
     held = len(read_topic(kafka_bootstrap, topic))

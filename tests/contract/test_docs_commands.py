@@ -107,8 +107,7 @@ def shell_lines(lines: list[str], first_line: int) -> Iterator[tuple[int, str]]:
         pending.append(stripped)
         joined = " ".join(pending).strip()
         pending = []
-        if joined.startswith("$ "):
-            joined = joined[2:]
+        joined = joined.removeprefix("$ ")
         if joined:
             yield start, joined
     if pending:
@@ -221,7 +220,7 @@ def run_help(argv: tuple[str, ...]) -> CliSpec:
     """``python -m ARGV --help`` in a subprocess, parsed."""
     try:
         done = subprocess.run([sys.executable, "-m", *argv, "--help"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=HELP_TIMEOUT_S)
+                              timeout=HELP_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         return CliSpec(error=f"`python -m {' '.join(argv)} --help` took more than {HELP_TIMEOUT_S} s")
     if done.returncode != 0 or "usage:" not in done.stdout:

@@ -61,7 +61,7 @@ def test_console_consumer_prints_keys_and_stops_after_max(kafka_bootstrap, make_
 def test_console_consumer_reports_missing_broker(kafka_env):
     env = {**kafka_env, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
     out = subprocess.run([sys.executable, "-m", "broker.console", "scores", "--from-beginning"], env=env,
-                         capture_output=True, text=True, timeout=30)
+                         capture_output=True, check=False, text=True, timeout=30)
     assert out.returncode == 2
     assert out.stderr.startswith("error: cannot reach the Kafka broker")
 
@@ -71,7 +71,7 @@ def test_background_broker_start_status_stop(tmp_path, kafka_env):
     port = free_port()
     state = ["--state-dir", str(tmp_path)]
     run = lambda *a: subprocess.run([sys.executable, "-m", "broker", *state, *a], env=env,  # noqa: E731
-                                    capture_output=True, text=True, timeout=60)
+                                    capture_output=True, check=False, text=True, timeout=60)
     started = run("start", "--background", "--port", str(port))
     assert started.returncode == 0, started.stderr
     assert f"127.0.0.1:{port}" in started.stdout and "created interactions" in started.stdout

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import time

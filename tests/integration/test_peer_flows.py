@@ -53,7 +53,7 @@ def test_peer_flow_counts_a_tiny_input_exactly(peer, kafka_bootstrap, make_topic
         cmd = [str(QUIX_PYTHON), "-m", "benchmarks.peers.quix_windows", "--expect", str(len(events)),
                "--idle-timeout", "10"]
     cmd += ["--bootstrap", kafka_bootstrap, "--topic", topic, "--user-topic", users, "--item-topic", items]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(cmd, capture_output=True, check=False, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     oracle = expected_windows(events)
     for entity, out in zip(ENTITIES, (users, items), strict=True):

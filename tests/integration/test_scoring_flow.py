@@ -97,7 +97,7 @@ def test_live_scores_equal_the_model_on_backfill_vectors(trained, kafka_bootstra
         assert record["score"] == p  # bit for bit: same vector, same model, same arithmetic
         assert record["model_version"] == scorer.version
         assert record["features_as_of"] == row["ts"] and record["item_features_as_of"] == row["item_as_of"]
-    assert 0.0 < min(expected) and max(expected) < 1.0 and np.std(expected) > 0.01
+    assert min(expected) > 0.0 and max(expected) < 1.0 and np.std(expected) > 0.01
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def _flow_with_model(model: str, tiny_input: Path, tmp_path: Path) -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "dataflows.features", "--backfill", "--input", str(tiny_input), "--output", "none",
          "--examples-out", str(tmp_path / "ex.jsonl")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT, env=env, capture_output=True, check=False, text=True, timeout=120,
     )
 
 

@@ -29,8 +29,17 @@ from models.train import TrainConfig, train
 from models.train_retrieval import RetrievalTrainConfig, train_retrieval
 from slates.offline import offline_slates
 from slates.ranker import SlateRanker
-from tests.integration.flowtools import (REPO_ROOT, count, flow_env, produce_parts, run_features, start_features, stop,
-                                         topic_set, wait_for)
+from tests.integration.flowtools import (
+    REPO_ROOT,
+    count,
+    flow_env,
+    produce_parts,
+    run_features,
+    start_features,
+    stop,
+    topic_set,
+    wait_for,
+)
 from tests.integration.test_features_flow import committed_epoch
 
 WORLD = ["--users", "600", "--items", "300", "--calibration-views", "5000"]

@@ -69,11 +69,8 @@ def test_interaction_equals_brute_force_dot_products_of_distinct_pairs():
     for b in range(2):
         vectors = [x[b]] + [emb[b, f] for f in range(3)]
         expected = [float(x[b, i]) for i in range(4)]
-        pairs = []
-        for i in range(len(vectors)):
-            for j in range(len(vectors)):
-                if j < i:  # each unordered pair once, never a vector with itself
-                    pairs.append(float(torch.dot(vectors[i], vectors[j])))
+        # each unordered pair once, never a vector with itself
+        pairs = [float(torch.dot(vectors[i], vectors[j])) for i in range(len(vectors)) for j in range(i)]
         expected += pairs
         assert out[b].tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6)
         self_dots = [float(torch.dot(v, v)) for v in vectors]

@@ -220,9 +220,9 @@ def test_a_restored_item_shard_follows_this_runs_vector_setting():
     import pickle
 
     from dataflows.config import FlowConfig
-    from dataflows.wiring import _Context, _ItemLogic
     from dataflows.observability import FlowMonitor
     from dataflows.staged_source import EntryNeeds
+    from dataflows.wiring import _Context, _ItemLogic
     from features.item_stage import ItemShardState
 
     for taken, now in (("all", "views"), ("views", "all")):
@@ -240,9 +240,9 @@ def test_views_waiting_without_their_event_refuse_a_run_that_needs_events():
     import pytest
 
     from dataflows.config import FlowConfig
-    from dataflows.wiring import _Context, _ItemLogic
     from dataflows.observability import FlowMonitor
     from dataflows.staged_source import EntryNeeds
+    from dataflows.wiring import _Context, _ItemLogic
     from features.item_stage import ItemShardState
 
     shard = ItemShardState(CFG, 0, 1, "views")

@@ -119,12 +119,12 @@ def test_missing_key_is_malformed(saved):
     payload = torch.load(path, weights_only=True)
     del payload["normalisation"]
     torch.save(payload, path)
-    with pytest.raises(ArtifactError, match="malformed.*normalisation"):
+    with pytest.raises(ArtifactError, match=r"malformed.*normalisation"):
         load_artifact(path)
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(saved, monkeypatch):
-    artifact, path, version = saved
+    _, path, _ = saved
     assert os.listdir(path.parent) == ["dlrm.pt"]
     before = path.read_bytes()
 

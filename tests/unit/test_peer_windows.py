@@ -48,7 +48,7 @@ def counts(views: int = 0, clicks: int = 0, add_carts: int = 0, purchases: int =
 
 def test_peers_use_the_features_flows_window_and_lateness():
     config = FeaturesConfig()
-    assert (WINDOW_MS, LATENESS_MS) == (config.window_ms, config.allowed_lateness_ms)
+    assert (config.window_ms, config.allowed_lateness_ms) == (WINDOW_MS, LATENESS_MS)
 
 
 def test_the_oracle_counts_every_event_once_per_user_and_once_per_item():

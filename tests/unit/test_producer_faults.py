@@ -15,8 +15,8 @@ from producers.synthetic.faults import FAULT_KINDS, FaultRates, inject
 from producers.synthetic.runner import run
 from producers.synthetic.sinks import MemorySink
 
-EVENT = b'{"schema_version":1,"event_id":"e%d","event_type":"view","ts":%d,"user_id":"u1","item_id":"i1",' \
-        b'"session_id":"s1","category":"Books","price":12.5,"country":"US","device":"mobile","view_id":null,"rating":null}'  # fmt: skip
+EVENT = (b'{"schema_version":1,"event_id":"e%d","event_type":"view","ts":%d,"user_id":"u1","item_id":"i1",'
+         b'"session_id":"s1","category":"Books","price":12.5,"country":"US","device":"mobile","view_id":null,"rating":null}')  # fmt: skip
 
 
 def block(n: int) -> tuple[list[bytes], np.ndarray]:

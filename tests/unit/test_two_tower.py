@@ -12,7 +12,8 @@ from models.artifact import ArtifactError
 from models.evaluate_retrieval import EvaluateRetrievalConfig, evaluate_retrieval
 from models.retrieval_artifact import load_retrieval_artifact, require_catalog, save_retrieval_artifact
 from models.retrieval_index import ItemIndex
-from models.train_retrieval import RetrievalTrainConfig, main as train_main, train_retrieval
+from models.train_retrieval import RetrievalTrainConfig, train_retrieval
+from models.train_retrieval import main as train_main
 from models.two_tower import TwoTower, TwoTowerConfig, in_batch_loss
 from tests.retrieval_fixtures import liked, write_planted
 
@@ -74,7 +75,7 @@ def planted(tmp_path_factory):
 
 
 def test_training_learns_planted_user_item_pairs(planted, tmp_path):
-    paths, cfg, artifact = planted
+    _, cfg, _ = planted
     report = evaluate_retrieval(EvaluateRetrievalConfig(
         examples=cfg.examples, users=cfg.users, items=cfg.items, model=cfg.out, out=str(tmp_path), pictures=False),
         log=lambda line: None)
@@ -98,7 +99,7 @@ def test_the_artifact_round_trips_and_refuses_what_does_not_fit(planted, tmp_pat
     assert loaded.version == artifact.version and loaded.item_ids == artifact.item_ids
     assert np.array_equal(loaded.embeddings, artifact.embeddings)
     with pytest.raises(ArtifactError, match="not the artifact's"):
-        require_catalog(loaded, loaded.item_ids[:-1] + ["i999"], "items.jsonl")
+        require_catalog(loaded, [*loaded.item_ids[:-1], "i999"], "items.jsonl")
     broken = tmp_path / "broken.pt"
     save_retrieval_artifact(dataclasses.replace(artifact, embeddings=artifact.embeddings[:10]), broken)
     with pytest.raises(ArtifactError, match=r"embeddings \(10, 64\) for 80 items"):

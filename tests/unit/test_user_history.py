@@ -47,5 +47,5 @@ def test_forgotten_users_start_over_and_a_bad_bound_is_named():
     h.record("u", 1, "i1")
     h.forget(["u", "never-seen"])
     assert h.recent("u", 5) == ()
-    with pytest.raises(ValueError, match="UserHistory.n must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"UserHistory\.n must be >= 1, got 0"):
         UserHistory(0, 0)
