@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     var_c, var_t = float(np.mean([q["var_c"] for q in pilot])), float(np.mean([q["var_t"] for q in pilot]))
     true_lift = float(np.mean([q["true_lift"] for q in pilot]))
     predicted = stats.power(true_lift, var_c, var_t, n_plan, ratio, alpha)
-    rejected, covered, covered_rel, imp_covered, lifts = 0, 0, 0, 0, []
+    rejected, covered, covered_rel, lifts = 0, 0, 0, []
     for i in range(args.ab):
         run = simulate(ab_design(i, args.explore), sim, seed=20_000 + i, duration_s=args.duration)
         q = quick(run.data, alpha, cap)

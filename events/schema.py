@@ -224,7 +224,7 @@ def check(obj: Any) -> Rejection | None:
         return Rejection("unparseable", f"expected a JSON object, got {type(obj).__name__}")
     event: dict[str, Any] = obj  # typed: compiled (events/native.py), its reads are native dict reads
     version = event.get(K_SCHEMA_VERSION)
-    if type(version) is not int or (version != SCHEMA_VERSION and version != SERVED_SCHEMA_VERSION):  # True == 1, but is not a version
+    if type(version) is not int or version not in (SCHEMA_VERSION, SERVED_SCHEMA_VERSION):  # True == 1, but is not a version
         if version is None:
             return Rejection("schema", "missing field 'schema_version'")
         return Rejection(

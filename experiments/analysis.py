@@ -206,7 +206,7 @@ def timeline(data: ExperimentData, a: int, s: AnalysisSettings) -> dict[str, Any
         c, t = totals[0], totals[a]
         if c.n < 2 or t.n < 2 or c.views.sum() == 0 or t.views.sum() == 0:
             continue
-        rc, rt, lift, _ = _ctr_tests(c, t, s.alpha)
+        _, _, lift, _ = _ctr_tests(c, t, s.alpha)
         if not lift.absolute_se > 0:
             continue
         n_total = c.n + t.n

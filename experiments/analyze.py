@@ -94,8 +94,8 @@ def table(report: dict[str, Any]) -> str:
             f"  absolute lift  {u['absolute']:+.4f}  [{u['absolute_ci'][0]:+.4f}, {u['absolute_ci'][1]:+.4f}]",
             f"  relative lift  {100 * u['relative']:+.2f}%  [{100 * u['relative_ci'][0]:+.2f}%, {100 * u['relative_ci'][1]:+.2f}%]",
             f"  user-level test (delta method)      z {u['z']:+.3f}  p {u['p']:.4g}",
-            f"  impression-level z-test (the seed's) z {imp['z']:+.3f}  p {imp['p']:.4g}  "
-            f"CI [{imp['absolute_ci'][0]:+.4f}, {imp['absolute_ci'][1]:+.4f}]",
+            (f"  impression-level z-test (the seed's) z {imp['z']:+.3f}  p {imp['p']:.4g}  "
+             f"CI [{imp['absolute_ci'][0]:+.4f}, {imp['absolute_ci'][1]:+.4f}]"),
             f"  why they differ: {c['ctr']['why_they_differ']}",
         ]
         for metric in ("conversion", "revenue_per_user"):

@@ -110,7 +110,8 @@ class TwoTowerPolicy:
         cols = [user_bucket, w.age[users], w.gender[users] + 1, np.asarray(context.country), np.asarray(context.device),
                 (context.ts_ms // 3_600_000) % 24]
         with torch.inference_mode():
-            emb = self.tower.users(*(torch.from_numpy(np.asarray(c, dtype=np.int64)) for c in cols),
-                                   torch.from_numpy(recent), torch.from_numpy(counts)).numpy()  # (B, D)
+            bucket, age, gender, country, device, hour = (torch.from_numpy(np.asarray(c, dtype=np.int64)) for c in cols)
+            emb = self.tower.users(bucket, age, gender, country, device, hour, torch.from_numpy(recent),
+                                   torch.from_numpy(counts)).numpy()  # (B, D)
         _, rows = self.index.search(emb, k)  # (B, k) catalog rows, best first
         return self.item_of_row[rows]

@@ -81,8 +81,8 @@ def session_rows(line: bytes) -> tuple[list[Row], list[Rejection]]:
     user = f"s{obj['session']}"
     refused: list[Rejection] = []
     events: list[tuple[int, int, int]] = []
-    for e in obj["events"]:
-        parsed = _event(e)
+    for raw in obj["events"]:
+        parsed = _event(raw)
         if isinstance(parsed, Rejection):
             refused.append(parsed)
         else:

@@ -179,10 +179,10 @@ class Page:
                 ["seed, run tag", f"{r.get('seed')}, {r.get('run_tag')}"],
                 ["event time", f"{_ms(r.get('first_ts'))} to {_ms(r.get('last_ts'))}"],
                 ["events (messages)", f"{_num(r.get('events'))} ({_num(r.get('messages'))})"],
-                ["rate requested / achieved, events/s", f"{_num(r.get('rate_requested'), 0)} / "
-                                                        f"{_num(r.get('rate_achieved'), 0)}"],
-                ["users, items (active users)", f"{_num(d.get('users'))}, {_num(d.get('items'))} "
-                                                f"({_num(d.get('active_users'))})"],
+                ["rate requested / achieved, events/s",
+                 f"{_num(r.get('rate_requested'), 0)} / {_num(r.get('rate_achieved'), 0)}"],
+                ["users, items (active users)",
+                 f"{_num(d.get('users'))}, {_num(d.get('items'))} ({_num(d.get('active_users'))})"],
                 ["faults injected", ", ".join(f"{k} {v:,}" for k, v in faults.items()) or "none"],
                 ["oracle click AUC", _num(r.get("oracle", {}).get("auc"))],
                 ["stream checksum (sha256)", str(r.get("checksum", "-"))],
@@ -352,7 +352,7 @@ class Page:
                                    f"({_num(r.get('records_per_s'), 0)} records/s){', stopped by the user' if r.get('aborted') else ''}; "
                                    f"records in = used + dead letters: {'yes' if c.get('in') == c.get('used', 0) + c.get('dead', 0) else 'no'}",
                         "counters": _table(["counter", "value"], counters),
-                        "dead": _table(["dead-letter reason", "records"], sorted(dead.items(), key=lambda t: -t[1]))
+                        "dead": _table(["dead-letter reason", "records"], [[k, v] for k, v in sorted(dead.items(), key=lambda t: -t[1])])
                         if dead else None})
         return out
 

@@ -175,7 +175,7 @@ PLOTS: Final[dict[str, tuple[str, str, Callable[[dict[str, Any], str], Figure]]]
 
 def draw_all(summary: dict[str, Any], out: Path, title: str) -> dict[str, str]:
     """Draw every plot whose numbers the summary has into ``out``; ``{kind: file name}``."""
-    drawn = {}
+    drawn: dict[str, str] = {}
     if not summary["events"]:
         return drawn
     for kind, (name, key, draw) in PLOTS.items():

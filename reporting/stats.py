@@ -128,8 +128,7 @@ class ExploreStats:
                     s[2] = min(s[2], ts)
                     s[3] = max(s[3], ts)
                     s[4] = n
-            if ts > newest:
-                newest = ts
+            newest = max(newest, ts)
         if rows:
             first = min(r[1] for r in rows)
             self.first_ts = first if self.first_ts is None else min(self.first_ts, first)

@@ -90,6 +90,6 @@ def write_reports(folder: Path, history: Path) -> Path:
     otto = folder.parent / "otto_train.jsonl"
     otto.write_bytes(b"\n".join(otto_lines()) + b"\n")
     explore(ExploreConfig(input=str(otto), out=str(folder / "explore" / "otto")), quiet)
-    summary = {"topic": "recommendations"} | summarize(iter(slate_lines() + [b"not a slate"]))
+    summary = {"topic": "recommendations"} | summarize(iter([*slate_lines(), b"not a slate"]))
     (folder / "slates.json").write_bytes(orjson.dumps(summary))
     return folder

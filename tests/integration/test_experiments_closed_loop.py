@@ -77,7 +77,8 @@ def slates_by_request(bootstrap: str, topic: str) -> dict[str, dict]:
     return {s["request_id"]: s for s in (orjson.loads(r.value) for r in read_topic(bootstrap, topic))}
 
 
-def test_treatment_sessions_show_the_live_flows_slates(models, kafka_bootstrap, kafka_env, make_topics, tmp_path):
+def test_treatment_sessions_show_the_live_flows_slates(models, kafka_bootstrap, kafka_env, make_topics,  # noqa: F811 (a fixture)
+                                                       tmp_path):
     """The producer (experiment mode, live) and the features flow (DLRM + Two-Tower) on the broker together.
 
     Every served session's first event is a request the flow answers with a slate (request_id =

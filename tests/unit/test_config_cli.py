@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import pytest
@@ -83,7 +83,7 @@ def test_default_flag_names_are_not_added_beside_an_override(capsys):
 def test_parse_functions_build_the_value():
     args = _parser().parse_args(["--start", "2025-01-01T00:00:00Z", "--size", "5x6", "--weights", "2,-1"])
     run = Run(**pop_config_args(args, Run))
-    assert run.start == datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert run.start == datetime(2025, 1, 1, tzinfo=UTC)
     assert (run.size, run.weights) == ((5, 6), (2.0, -1.0))
 
 

@@ -44,7 +44,9 @@ def test_popularity_counts_only_what_ended_before_the_session():
 
     seen(4, -10, times=3)  # the warm-up: before the start
     seen(2, 10, times=5)  # during the first hour
-    at = lambda t: p.slates(np.array([0]), Context.at(np.array([t]), np.array([0]), np.array([0])), 2, None)[0].tolist()
+    def at(t):
+        return p.slates(np.array([0]), Context.at(np.array([t]), np.array([0]), np.array([0])), 2, None)[0].tolist()
+
     assert at(hour - 1) == [4, 0]  # the first hour has not ended: item 2 is not counted yet
     assert at(hour) == [2, 4]
     assert at(2 * hour) == [2, 0]  # the warm-up bin left the 2 h window
