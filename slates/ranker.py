@@ -1,5 +1,7 @@
 """Ready requests in, slates out: one user-tower forward, one index search, one DLRM forward per batch.
 
+A batch is what the slate stage releases, in chunks of at most :data:`CHUNK` requests.
+
 For each request (notation: B requests, M candidates, D the towers' dimension):
 
 1. the user tower embeds the user as of the request: profile (from the ``users`` table),
@@ -42,6 +44,9 @@ from models.retrieval_data import hashed
 from models.retrieval_index import ItemIndex
 
 PAD_ROWS = 16  # user-tower batches are padded to a multiple of this (batch-invariant embeddings)
+# Requests ranked per forward, at most: a backfill releases a minute's requests at once
+# (thousands); chunks of 128 bound the memory of a batch (its B x M rows) at the same speed.
+CHUNK = 128
 VIEWS_24H = 8  # column of an item's counts: 24 h views (3 horizons x 4 types)
 
 
@@ -69,7 +74,10 @@ class SlateRanker:
         self.index = ItemIndex(retriever.embeddings, retriever.item_ids)
         self.item_row = {item: n for n, item in enumerate(retriever.item_ids)}
         self.item_buckets = np.array([hashed(i, retriever.config.item_buckets) for i in retriever.item_ids])
+        self.item_category: list[int] = retriever.category.tolist()  # per catalog row: an index into CATEGORIES
+        self.item_price: list[float] = retriever.price.tolist()  # per catalog row, USD
         self.score, self.ranking_version = score, ranking_model_version
+        self.retrieval_version = retriever.version  # a hash of every weight: computed once, not per slate
         self.users = users
         self.settings = settings or SlateSettings()
         self.item_delay_ms = self.settings.item_delay_ms
@@ -116,14 +124,14 @@ class SlateRanker:
         """Slates of ready ``(request, cut)`` pairs, as records for the recommendations topic."""
         warm = [(r, cut) for r, cut in ready if r.user_id in self.users]
         cold = [(r, cut) for r, cut in ready if r.user_id not in self.users]
-        records = self._warm(warm, items) if warm else []
+        records = [rec for a in range(0, len(warm), CHUNK) for rec in self._warm(warm[a:a + CHUNK], items)]
         popularity: dict[int, list[str]] = {}
         for r, cut in cold:
             if cut not in popularity:  # as of the cut alone, so every request with this cut gets the same list
                 at = cut + self.item_delay_ms
-                views = [unpack([self._item_vec(items, i, at, cut)], self.settings.n_groups)[0, VIEWS_24H]
-                         for i in self.retriever.item_ids]
-                order = np.argsort(-np.array(views), kind="stable")  # ties: catalog order
+                views = unpack([self._item_vec(items, i, at, cut) for i in self.retriever.item_ids],
+                               self.settings.n_groups)[:, VIEWS_24H]  # (I,) one call for the catalog
+                order = np.argsort(-views, kind="stable")  # ties: catalog order
                 popularity[cut] = [self.retriever.item_ids[i] for i in order]
             bought = set(r.purchased)
             slate = [(item, None, None) for item in popularity[cut] if item not in bought][:r.k]
@@ -135,6 +143,7 @@ class SlateRanker:
 
     def _warm(self, ready: list[tuple[SlateRequest, int]], items: ClosedWindowTable) -> list[Record]:
         m = self.settings.candidates
+        catalog, category, price = self.retriever.item_ids, self.item_category, self.item_price
         requests = [r for r, _ in ready]
         users = self._embed(requests)  # (B, D)
         extra = max(len(r.purchased) for r in requests)
@@ -143,23 +152,36 @@ class SlateRanker:
         for r, row, sc in zip(requests, rows.tolist(), scores.tolist(), strict=True):
             bought = set(r.purchased)
             candidates.append([(i, s) for i, s in zip(row, sc, strict=True)
-                               if i >= 0 and self.retriever.item_ids[i] not in bought][:m])
-        # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category
-        vecs, ctx = [], []
+                               if i >= 0 and (not bought or catalog[i] not in bought)][:m])
+        # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category,
+        # and the DLRM's context columns; one Python loop over the candidates, the rest per request
+        vecs: list[int] = []
+        user_ids: list[str] = []
+        item_ids: list[str] = []
+        countries: list[str] = []
+        devices: list[str] = []
+        ts: list[int] = []
+        known, query = items.entities, items.query
         for (r, cut), cands in zip(ready, candidates, strict=True):
-            for i, _ in cands:
-                item_id = self.retriever.item_ids[i]
-                c = int(self.retriever.category[i])
-                vecs += [r.user_vec, self._item_vec(items, item_id, r.ts, cut), r.cat_vecs[c]]
-                ctx.append((r.user_id, item_id, CATEGORIES[c], *self._context(r), r.ts, float(self.retriever.price[i])))
+            t, user_vec, cat_vecs = r.ts, r.user_vec, r.cat_vecs
+            ids = [catalog[i] for i, _ in cands]
+            for i, item_id in zip((i for i, _ in cands), ids):
+                vecs += (user_vec, query(item_id, t, cut) if item_id in known else 0, cat_vecs[category[i]])
+            country, device = self._context(r)
+            n = len(cands)
+            user_ids += [r.user_id] * n
+            item_ids += ids
+            countries += [country] * n
+            devices += [device] * n
+            ts += [t] * n
+        flat = [i for cands in candidates for i, _ in cands]
         g = self.settings.n_groups
-        counts = unpack(vecs, g).reshape(len(ctx), 3 * 4 * g)
-        user_ids, item_ids, categories, countries, devices, ts, prices = zip(*ctx, strict=True)
-        p = self.score(counts, user_ids, item_ids, categories, countries, devices, np.array(ts, dtype=np.int64),
-                       np.array(prices, dtype=np.float64))
+        counts = unpack(vecs, g).reshape(len(flat), 3 * 4 * g)
+        p = self.score(counts, user_ids, item_ids, [CATEGORIES[category[i]] for i in flat], countries, devices,
+                       np.array(ts, dtype=np.int64), np.array([price[i] for i in flat], dtype=np.float64)).tolist()
         records, a = [], 0
         for (r, cut), cands in zip(ready, candidates, strict=True):
-            scored = [(self.retriever.item_ids[i], s, float(p[a + n])) for n, (i, s) in enumerate(cands)]
+            scored = [(catalog[i], s, p[a + n]) for n, (i, s) in enumerate(cands)]
             a += len(cands)
             order = sorted(range(len(scored)), key=lambda n: (-scored[n][2], n))  # ties: the better retrieval rank
             records.append(self._record(r, cut, [scored[n] for n in order[:r.k]], cold_start=False))
@@ -172,7 +194,7 @@ class SlateRanker:
             "cold_start": cold_start,
             "slate": [{"item_id": item, "rank": n + 1, "retrieval_score": rs, "score": s}
                       for n, (item, rs, s) in enumerate(slate)],
-            "retrieval_model": self.retriever.version, "ranking_model": self.ranking_version,
+            "retrieval_model": self.retrieval_version, "ranking_model": self.ranking_version,
             "features_as_of": r.features_as_of, "item_features_as_of": cut,
         }
         return ("recommendations", r.user_id.encode(), orjson.dumps(value))
