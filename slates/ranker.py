@@ -148,11 +148,16 @@ class SlateRanker:
         users = self._embed(requests)  # (B, D)
         extra = max(len(r.purchased) for r in requests)
         scores, rows = self.index.search(users, m + extra)  # (B, M + extra)
-        candidates: list[list[tuple[int, float]]] = []
+        # per request, its candidates' catalog rows and retrieval scores, best first
+        cand_rows: list[list[int]] = []
+        cand_scores: list[list[float]] = []
         for r, row, sc in zip(requests, rows.tolist(), scores.tolist(), strict=True):
-            bought = set(r.purchased)
-            candidates.append([(i, s) for i, s in zip(row, sc, strict=True)
-                               if i >= 0 and (not bought or catalog[i] not in bought)][:m])
+            if r.purchased or row[m - 1] < 0:  # leave out the purchases (and FAISS's -1 fill of a small catalog)
+                bought = set(r.purchased)
+                keep = [n for n, i in enumerate(row) if i >= 0 and catalog[i] not in bought][:m]
+                row, sc = [row[n] for n in keep], [sc[n] for n in keep]
+            cand_rows.append(row[:m])
+            cand_scores.append(sc[:m])
         # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category,
         # and the DLRM's context columns; one Python loop over the candidates, the rest per request
         vecs: list[int] = []
@@ -162,10 +167,10 @@ class SlateRanker:
         devices: list[str] = []
         ts: list[int] = []
         known, query = items.entities, items.query
-        for (r, cut), cands in zip(ready, candidates, strict=True):
+        for (r, cut), cands in zip(ready, cand_rows, strict=True):
             t, user_vec, cat_vecs = r.ts, r.user_vec, r.cat_vecs
-            ids = [catalog[i] for i, _ in cands]
-            for i, item_id in zip((i for i, _ in cands), ids):
+            ids = [catalog[i] for i in cands]
+            for i, item_id in zip(cands, ids):
                 vecs += (user_vec, query(item_id, t, cut) if item_id in known else 0, cat_vecs[category[i]])
             country, device = self._context(r)
             n = len(cands)
@@ -174,17 +179,19 @@ class SlateRanker:
             countries += [country] * n
             devices += [device] * n
             ts += [t] * n
-        flat = [i for cands in candidates for i, _ in cands]
+        flat = [i for cands in cand_rows for i in cands]
         g = self.settings.n_groups
         counts = unpack(vecs, g).reshape(len(flat), 3 * 4 * g)
         p = self.score(counts, user_ids, item_ids, [CATEGORIES[category[i]] for i in flat], countries, devices,
-                       np.array(ts, dtype=np.int64), np.array([price[i] for i in flat], dtype=np.float64)).tolist()
+                       np.array(ts, dtype=np.int64), np.array([price[i] for i in flat], dtype=np.float64))
         records, a = [], 0
-        for (r, cut), cands in zip(ready, candidates, strict=True):
-            scored = [(catalog[i], s, p[a + n]) for n, (i, s) in enumerate(cands)]
+        for (r, cut), cands, sc in zip(ready, cand_rows, cand_scores, strict=True):
+            mine = p[a:a + len(cands)]
             a += len(cands)
-            order = sorted(range(len(scored)), key=lambda n: (-scored[n][2], n))  # ties: the better retrieval rank
-            records.append(self._record(r, cut, [scored[n] for n in order[:r.k]], cold_start=False))
+            top = np.argsort(-mine, kind="stable")[:r.k].tolist()  # ties: the better retrieval rank
+            top_p = mine[top].tolist()
+            records.append(self._record(r, cut, [(catalog[cands[n]], sc[n], top_p[j]) for j, n in enumerate(top)],
+                                        cold_start=False))
         return records
 
     def _record(self, r: SlateRequest, cut: int, slate: list[tuple[str, float | None, float | None]],
