@@ -45,6 +45,9 @@ SETTINGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_latency": (["--duration", "40", "--warmup", "10", "--runs", "3", "--recovery-runs", "2"],
                       ["--duration", "20", "--warmup", "5", "--runs", "1", "--relay-runs", "1", "--recovery-runs", "1"]),
     "bench_retrieval": (["--catalogs", "5000", "1000000"], ["--catalogs", "5000", "--repeats", "1", "--seconds", "0.3"]),
+    "bench_slates": (["--events", "60000", "--runs", "2", "--duration", "30", "--warmup", "5", "--latency-runs", "2"],
+                     ["--events", "10000", "--runs", "1", "--duration", "8", "--warmup", "2", "--latency-runs", "1",
+                      "--history-s", "600"]),
     "bench_peers": (["--events", "300000", "--runs", "2"], ["--events", "60000", "--runs", "1"]),
 }
 TAKES_MODEL = ("bench_scoring", "bench_latency")
