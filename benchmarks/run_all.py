@@ -15,7 +15,7 @@ time of each benchmark and a non-zero exit code if any of them failed. ``--write
 also writes the whole output as markdown into FILE, below its line
 :data:`MARKER` (what is above it, the page's explanations, is kept).
 
-The default settings take about 20 minutes on the 2-core machine; ``--quick`` about 4
+The default settings take about 25 minutes on the 2-core machine; ``--quick`` about 6
 (fewer events, fewer repeats: for checking that everything runs, not for figures to quote).
 """
 
@@ -93,7 +93,7 @@ def write_page(path: Path, output: list[str], header: str, headlines: str) -> No
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run_all",
                                 description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument("--quick", action="store_true", help="small settings, about 4 minutes (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="small settings, about 6 minutes (a smoke run)")
     p.add_argument("--only", nargs="+", choices=list(SETTINGS), default=None,
                    help="run only these benchmarks (default: all, in the order listed)")
     p.add_argument("--model", type=Path, default=None,
