@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -63,22 +62,27 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from benchmarks.common import (
     REPO,
     Log,
+    check_create_time,
     conditions,
+    cpu_seconds,
     describe_model,
     flow_env,
     headline,
     log_stderr,
     producer_cmd,
     ratio_table,
+    sink_producer,
+    stop_group,
     train_model,
+    wait_for_line,
 )
 from broker.admin import ensure_topics
-from broker.config import Topics, producer_settings
+from broker.config import Topics
 from broker.console import read_topic
 from broker.embedded import EmbeddedBroker
 
@@ -91,18 +95,7 @@ PARTITIONS = 4
 LIVE, RECOVERY = "live", "live + recovery (-s 10)"  # the flow's modes
 SLICE_MS = 10_000  # width of the time slices of the second table
 CPU_SAMPLE_S = 1.0  # how often the processes' CPU time is sampled
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROCESSES = ("broker", "flow", "producer")  # whose CPU time is sampled
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (NaN once it is gone, or without /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields_after_name = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields_after_name[11]) + int(fields_after_name[12])) / CLOCK_TICKS
 
 
 @dataclass
@@ -123,23 +116,6 @@ class Observed:
             self.interactions.setdefault(event["event_id"], (r.timestamp_ms, event["event_type"] == "view"))
         for r in read_topic(bootstrap, topics.scores, timeout_s=120):
             self.scores.setdefault(r.key.decode(), r.timestamp_ms)  # type: ignore[union-attr]
-
-
-def check_create_time(bootstrap: str, topics: list[str]) -> None:
-    """Raise unless the first record of each topic's partition 0 carries a CreateTime timestamp."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-latency", "log_level": 2})
-    try:
-        for topic in topics:
-            consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-            message = consumer.poll(10.0)
-            if message is None or message.error() is not None:
-                msg = f"could not read a record of {topic} to check its timestamp type"
-                raise RuntimeError(msg)
-            if message.timestamp()[0] != TIMESTAMP_CREATE_TIME:
-                msg = f"{topic} records carry timestamp type {message.timestamp()[0]}, not CreateTime"
-                raise RuntimeError(msg)
-    finally:
-        consumer.close()
 
 
 @dataclass(frozen=True)
@@ -211,31 +187,6 @@ def fresh_topics(bootstrap: str, partitions: int = PARTITIONS) -> Topics:
     return topics
 
 
-def wait_for_progress(flow: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> None:
-    """Wait until the flow printed a progress line (it is reading its input)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if flow.poll() is not None:
-            msg = f"the flow exited with {flow.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}"
-            raise RuntimeError(msg)
-        if PROGRESS_LINE.search(log_path.read_bytes()):
-            return
-        time.sleep(0.2)
-    msg = f"the flow printed no progress line within {timeout_s:g} s:\n{log_path.read_text(errors='replace')[-3000:]}"
-    raise RuntimeError(msg)
-
-
-def stop_group(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    """SIGINT to the process group (an orderly stop), SIGKILL if it does not end."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
 def scores_so_far(log_path: Path) -> int:
     """Views scored, from the flow's last progress line (0 before the first)."""
     found = SCORES_IN_LOG.findall(log_path.read_bytes()[-4000:])
@@ -273,7 +224,7 @@ def bare_relay() -> int:
     consumer = Consumer(consumer_settings(bootstrap, tail=True))
     partitions = consumer.list_topics(topics.interactions, timeout=10).topics[topics.interactions].partitions
     consumer.assign([TopicPartition(topics.interactions, p, OFFSET_BEGINNING) for p in partitions])
-    producer = Producer({**producer_settings(bootstrap), "linger.ms": 2, "delivery.report.only.error": True})
+    producer = sink_producer(bootstrap)
     n = scored = 0
     next_log = time.monotonic()
     try:
@@ -321,7 +272,7 @@ def start_flow(bootstrap: str, topics: Topics, model: Path, mode: str,
         flow = subprocess.Popen(cmd, env=flow_env(bootstrap, topics, str(model)), cwd=REPO, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_progress(flow, log_path, timeout_s=60)
+        wait_for_line(flow, log_path, PROGRESS_LINE, timeout_s=60)
     except BaseException:
         stop_group(flow)
         raise

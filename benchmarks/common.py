@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,10 +32,10 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, Consumer, KafkaError, Producer, TopicPartition
 
 from broker.admin import ensure_topics
-from broker.config import Topics
+from broker.config import Topics, producer_settings
 from events import native
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ SUMMARY_LINE = re.compile(r"features: done: ([\d,]+) records in ([\d.]+) s.*?([\
 MAXRSS_LINE = re.compile(r"maxrss_kb=(\d+)")
 #: run_all sets it to a file; :func:`headline` appends one JSON line per headline ratio there
 HEADLINES_ENV = "RECSTREAM_BENCH_HEADLINES"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 Log = Callable[[str], None]
 
@@ -164,14 +166,16 @@ def producer_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "producers.synthetic", "--progress-interval", "60", *args]
 
 
-def produce_input(bootstrap: str, topic: str, events: int, users: int, seed: int) -> None:
+def produce_input(bootstrap: str, topic: str, events: int, users: int, seed: int,
+                  env: dict[str, str] | None = None) -> None:
     """Backfill ``events`` generated interactions into ``topic`` (truth to ``topic-truth``).
 
     1,000 events/s of event time, faults off: the input of the Kafka-to-Kafka benchmarks.
+    ``env`` adds variables (``TOPIC_USERS``: where the world's profiles go).
     """
     cmd = producer_cmd("--backfill", "--rate", "1000", "--count", str(events), "--users", str(users),
                        "--seed", str(seed), "--topic", topic, "--truth-topic", topic + "-truth")
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, **(env or {})}
     subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True)
 
 
@@ -185,9 +189,11 @@ def throwaway_topics(bootstrap: str, interactions: str, partitions: int) -> Topi
     return topics
 
 
-def flow_env(bootstrap: str, topics: Topics, model: str | None) -> dict[str, str]:
-    """Environment of a flow process: broker, ``TOPIC_*`` names and ``MODEL_PATH`` (None: no model)."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MODEL_PATH": model or "none"}
+def flow_env(bootstrap: str, topics: Topics, model: str | None, retriever: str | None = None) -> dict[str, str]:
+    """Environment of a flow process: broker, ``TOPIC_*`` names, ``MODEL_PATH`` (None: no model) and
+    ``RETRIEVER_PATH`` (None: no slates, whatever artifacts/ holds)."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MODEL_PATH": model or "none",
+           "RETRIEVER_PATH": retriever or "none"}
     for name, value in vars(topics).items():
         env[f"TOPIC_{name.upper()}"] = value
     return env
@@ -267,13 +273,15 @@ def peak_rss_mib(stderr: str) -> float:
 
 
 def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: str | None = None,
-             launcher: Sequence[str] = ("-m", "dataflows.features"), processes: int = 1) -> FlowRun:
+             launcher: Sequence[str] = ("-m", "dataflows.features"), processes: int = 1,
+             retriever: str | None = None) -> FlowRun:
     """One backfill run of the flow over the whole input topic, writing records to Kafka.
 
     ``python -m dataflows.features --backfill --examples-out none`` under ``/usr/bin/time``;
     the rate is the flow's own ``features: done: ...`` line (process start-up and imports
     are not counted), the peak RSS is the flow process's. ``launcher`` replaces
     ``-m dataflows.features`` by another entry point that runs the same flow (a probe).
+    ``retriever``: the Two-Tower artifact (with ``model``, the flow writes slates too).
     ``processes`` > 1 runs that many cooperating processes (``-i K -a ADDRESSES``) on this
     machine: records, vectors, scores and peak RSS are summed, the time is the slowest
     process's.
@@ -286,7 +294,7 @@ def run_flow(bootstrap: str, topics: Topics, extra: Sequence[str] = (), model: s
     else:
         addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
         commands = [[*cmd, "-i", str(i), "-a", addresses] for i in range(processes)]
-    outputs = run_timed(commands, flow_env(bootstrap, topics, model))
+    outputs = run_timed(commands, flow_env(bootstrap, topics, model, retriever))
     parts = [_flow_summary(err) for err in outputs]
     return FlowRun(records=sum(x[0] for x in parts), seconds=max(x[1] for x in parts),
                    vectors=sum(x[2] for x in parts), scores=sum(x[3] for x in parts),
@@ -309,16 +317,20 @@ class TrainedModel:
     val_auc: float
     examples: int
     seconds: float  # history generation + features backfill + training
+    retriever: Path | None = None  # the Two-Tower trained on the same examples (train_model's retriever_out)
 
 
 def train_model(out: Path, history_s: int = 2400, rate: float = 100.0, seed: int = 3,
-                log: Log = log_stderr) -> TrainedModel:
+                log: Log = log_stderr, retriever_out: Path | None = None) -> TrainedModel:
     """Train a DLRM on real generated history, as the scoring test does.
 
-    The producer writes ``history_s`` seconds of event time at ``rate`` events/s to JSONL,
-    the features flow backfills it into point-in-time examples, and ``models.train``
-    trains 2 epochs (patience 1). The default (40 minutes of history, ~235k events,
-    ~118k examples) takes about 20 s here and validates at AUC ~0.81.
+    The producer writes ``history_s`` seconds of event time at ``rate`` events/s to JSONL
+    (the default world: 10,000 users, 5,000 items, from ``seed``), the features flow
+    backfills it into point-in-time examples, and ``models.train`` trains 2 epochs
+    (patience 1). The default (40 minutes of history, ~235k events, ~118k examples) takes
+    about 20 s here and validates at AUC ~0.81. With ``retriever_out`` a Two-Tower is also
+    trained on the same examples and the history's profiles (1 epoch; for slates: how
+    fast, not how good).
     """
     from models.train import TrainConfig, train
 
@@ -335,9 +347,17 @@ def train_model(out: Path, history_s: int = 2400, rate: float = 100.0, seed: int
         log("model: training")
         artifact = train(TrainConfig(examples=str(examples), out=str(out), epochs=2, patience=1, seed=seed),
                          log=lambda *a, **k: None)
+        if retriever_out is not None:
+            from models.train_retrieval import RetrievalTrainConfig, train_retrieval
+
+            log("model: training the Two-Tower retriever")
+            train_retrieval(RetrievalTrainConfig(examples=str(examples), users=str(history.with_suffix(".users.jsonl")),
+                                                 items=str(history.with_suffix(".items.jsonl")), out=str(retriever_out),
+                                                 epochs=1, seed=seed), log=lambda line: None)
     seconds = time.perf_counter() - started
     model = TrainedModel(path=out, version=artifact.version, val_auc=float(artifact.metrics["val_auc"]),
-                         examples=int(artifact.metrics["n_train"] + artifact.metrics["n_val"]), seconds=seconds)
+                         examples=int(artifact.metrics["n_train"] + artifact.metrics["n_val"]), seconds=seconds,
+                         retriever=retriever_out)
     log(f"model: {out} version {model.version}, val AUC {model.val_auc:.3f} on {model.examples:,} examples, "
         f"{seconds:.0f} s in all")
     return model
@@ -352,3 +372,65 @@ def describe_model(path: str | Path) -> str:
     c = artifact.config
     return (f"{path} (version {artifact.version}, DLRM D={c.embedding_dim} bottom "
             f"{'-'.join(map(str, c.bottom_mlp))} top {'-'.join(map(str, c.top_mlp))})")
+
+
+# Live runs (bench_latency, bench_slates): processes started, watched and stopped; Kafka timestamps.
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (NaN once it is gone, or without /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields_after_name = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields_after_name[11]) + int(fields_after_name[12])) / CLOCK_TICKS
+
+
+def check_create_time(bootstrap: str, topics: list[str]) -> None:
+    """Raise unless the first record of each topic's partition 0 carries a CreateTime timestamp."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-latency", "log_level": 2})
+    try:
+        for topic in topics:
+            consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+            message = consumer.poll(10.0)
+            if message is None or message.error() is not None:
+                msg = f"could not read a record of {topic} to check its timestamp type"
+                raise RuntimeError(msg)
+            if message.timestamp()[0] != TIMESTAMP_CREATE_TIME:
+                msg = f"{topic} records carry timestamp type {message.timestamp()[0]}, not CreateTime"
+                raise RuntimeError(msg)
+    finally:
+        consumer.close()
+
+
+def wait_for_line(process: subprocess.Popen[bytes], log_path: Path, pattern: re.Pattern[bytes],
+                  timeout_s: float, what: str = "progress line") -> None:
+    """Wait until ``process`` wrote a line matching ``pattern`` to its log (e.g. it is reading its input)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            msg = f"the process exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}"
+            raise RuntimeError(msg)
+        if pattern.search(log_path.read_bytes()):
+            return
+        time.sleep(0.2)
+    msg = f"no {what} within {timeout_s:g} s:\n{log_path.read_text(errors='replace')[-3000:]}"
+    raise RuntimeError(msg)
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGINT to the process group (an orderly stop), SIGKILL if it does not end."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def sink_producer(bootstrap: str) -> Producer:
+    """A producer with the features flow's sink settings (``dataflows.kafka_io``: linger 2 ms,
+    reports for failed records only): what a baseline that writes records uses."""
+    return Producer({**producer_settings(bootstrap), "linger.ms": 2, "delivery.report.only.error": True})

@@ -15,7 +15,7 @@ time of each benchmark and a non-zero exit code if any of them failed. ``--write
 also writes the whole output as markdown into FILE, below its line
 :data:`MARKER` (what is above it, the page's explanations, is kept).
 
-The default settings take about 20 minutes on the 2-core machine; ``--quick`` about 4
+The default settings take about 25 minutes on the 2-core machine; ``--quick`` about 6
 (fewer events, fewer repeats: for checking that everything runs, not for figures to quote).
 """
 
@@ -45,6 +45,9 @@ SETTINGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_latency": (["--duration", "40", "--warmup", "10", "--runs", "3", "--recovery-runs", "2"],
                       ["--duration", "20", "--warmup", "5", "--runs", "1", "--relay-runs", "1", "--recovery-runs", "1"]),
     "bench_retrieval": (["--catalogs", "5000", "1000000"], ["--catalogs", "5000", "--repeats", "1", "--seconds", "0.3"]),
+    "bench_slates": (["--events", "60000", "--runs", "2", "--duration", "30", "--warmup", "5", "--latency-runs", "2"],
+                     ["--events", "10000", "--runs", "1", "--duration", "8", "--warmup", "2", "--latency-runs", "1",
+                      "--history-s", "600"]),
     "bench_peers": (["--events", "300000", "--runs", "2"], ["--events", "60000", "--runs", "1"]),
 }
 TAKES_MODEL = ("bench_scoring", "bench_latency")
@@ -90,7 +93,7 @@ def write_page(path: Path, output: list[str], header: str, headlines: str) -> No
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run_all",
                                 description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument("--quick", action="store_true", help="small settings, about 4 minutes (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="small settings, about 6 minutes (a smoke run)")
     p.add_argument("--only", nargs="+", choices=list(SETTINGS), default=None,
                    help="run only these benchmarks (default: all, in the order listed)")
     p.add_argument("--model", type=Path, default=None,

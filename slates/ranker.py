@@ -1,5 +1,7 @@
 """Ready requests in, slates out: one user-tower forward, one index search, one DLRM forward per batch.
 
+A batch is what the slate stage releases, in chunks of at most :data:`CHUNK` requests.
+
 For each request (notation: B requests, M candidates, D the towers' dimension):
 
 1. the user tower embeds the user as of the request: profile (from the ``users`` table),
@@ -43,6 +45,9 @@ from models.retrieval_data import hashed
 from models.retrieval_index import ItemIndex
 
 PAD_ROWS = 16  # user-tower batches are padded to a multiple of this (batch-invariant embeddings)
+# Requests ranked per forward, at most: a backfill releases a minute's requests at once
+# (thousands); chunks of 128 bound the memory of a batch (its B x M rows) at the same speed.
+CHUNK = 128
 VIEWS_24H = 8  # column of an item's counts: 24 h views (3 horizons x 4 types)
 
 
@@ -70,10 +75,10 @@ class SlateRanker:
         self.index = ItemIndex(retriever.embeddings, retriever.item_ids)
         self.item_row = {item: n for n, item in enumerate(retriever.item_ids)}
         self.item_buckets = np.array([hashed(i, retriever.config.item_buckets) for i in retriever.item_ids])
-        self.category: list[int] = retriever.category.tolist()  # per catalog row, as Python ints for the loops
-        self.price: list[float] = retriever.price.tolist()
-        self.retrieval_version = retriever.version
+        self.item_category: list[int] = retriever.category.tolist()  # per catalog row: an index into CATEGORIES
+        self.item_price: list[float] = retriever.price.tolist()  # per catalog row, USD
         self.score, self.ranking_version = score, ranking_model_version
+        self.retrieval_version = retriever.version  # a hash of every weight: computed once, not per slate
         self.users = users
         self.settings = settings or SlateSettings()
         self.item_delay_ms = self.settings.item_delay_ms
@@ -121,14 +126,14 @@ class SlateRanker:
         """Slates of ready ``(request, cut)`` pairs, as records for the recommendations topic."""
         warm = [(r, cut) for r, cut in ready if r.user_id in self.users]
         cold = [(r, cut) for r, cut in ready if r.user_id not in self.users]
-        records = self._warm(warm, items) if warm else []
+        records = [rec for a in range(0, len(warm), CHUNK) for rec in self._warm(warm[a:a + CHUNK], items)]
         popularity: dict[int, list[str]] = {}
         for r, cut in cold:
             if cut not in popularity:  # as of the cut alone, so every request with this cut gets the same list
                 at = cut + self.item_delay_ms
-                views = [unpack([self._item_vec(items, i, at, cut)], self.settings.n_groups)[0, VIEWS_24H]
-                         for i in self.retriever.item_ids]
-                order = np.argsort(-np.array(views), kind="stable")  # ties: catalog order
+                views = unpack([self._item_vec(items, i, at, cut) for i in self.retriever.item_ids],
+                               self.settings.n_groups)[:, VIEWS_24H]  # (I,) one call for the catalog
+                order = np.argsort(-views, kind="stable")  # ties: catalog order
                 popularity[cut] = [self.retriever.item_ids[i] for i in order]
             bought = set(r.purchased)
             slate = [(item, None, None) for item in popularity[cut] if item not in bought][:r.k]
@@ -140,35 +145,56 @@ class SlateRanker:
 
     def _warm(self, ready: list[tuple[SlateRequest, int]], items: ClosedWindowTable) -> list[Record]:
         m = self.settings.candidates
+        catalog, category, price = self.retriever.item_ids, self.item_category, self.item_price
         requests = [r for r, _ in ready]
         users = self._embed(requests)  # (B, D)
         extra = max(len(r.purchased) for r in requests)
         scores, rows = self.index.search(users, m + extra)  # (B, M + extra)
-        candidates: list[list[tuple[int, float]]] = []
-        for r, row, sc in zip(requests, rows.tolist(), scores.tolist(), strict=True):
-            bought = set(r.purchased)
-            candidates.append([(i, s) for i, s in zip(row, sc, strict=True)
-                               if i >= 0 and self.retriever.item_ids[i] not in bought][:m])
-        # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category
-        vecs, ctx = [], []
-        catalog_ids, category, price = self.retriever.item_ids, self.category, self.price
-        for (r, cut), cands in zip(ready, candidates, strict=True):
+        # per request, its candidates' catalog rows and retrieval scores, best first
+        cand_rows: list[list[int]] = []
+        cand_scores: list[list[float]] = []
+        for r, found, found_scores in zip(requests, rows.tolist(), scores.tolist(), strict=True):
+            kept, kept_scores = found, found_scores
+            if r.purchased or found[m - 1] < 0:  # leave out the purchases (and FAISS's -1 fill of a small catalog)
+                bought = set(r.purchased)
+                keep = [n for n, i in enumerate(found) if i >= 0 and catalog[i] not in bought][:m]
+                kept, kept_scores = [found[n] for n in keep], [found_scores[n] for n in keep]
+            cand_rows.append(kept[:m])
+            cand_scores.append(kept_scores[:m])
+        # (sum M, 36) point-in-time counts: user | candidate item | user x the candidate's category,
+        # and the DLRM's context columns; one Python loop over the candidates, the rest per request
+        vecs: list[int] = []
+        user_ids: list[str] = []
+        item_ids: list[str] = []
+        countries: list[str] = []
+        devices: list[str] = []
+        ts: list[int] = []
+        known, query = items.entities, items.query
+        for (r, cut), cands in zip(ready, cand_rows, strict=True):
+            t, user_vec, cat_vecs = r.ts, r.user_vec, r.cat_vecs
+            ids = [catalog[i] for i in cands]
+            for i, item_id in zip(cands, ids):
+                vecs += (user_vec, query(item_id, t, cut) if item_id in known else 0, cat_vecs[category[i]])
             country, device = self._context(r)
-            for i, _ in cands:
-                item_id, c = catalog_ids[i], category[i]
-                vecs += [r.user_vec, self._item_vec(items, item_id, r.ts, cut), r.cat_vecs[c]]
-                ctx.append((r.user_id, item_id, CATEGORIES[c], country, device, r.ts, price[i]))
+            n = len(cands)
+            user_ids += [r.user_id] * n
+            item_ids += ids
+            countries += [country] * n
+            devices += [device] * n
+            ts += [t] * n
+        flat = [i for cands in cand_rows for i in cands]
         g = self.settings.n_groups
-        counts = unpack(vecs, g).reshape(len(ctx), 3 * 4 * g)
-        user_ids, item_ids, categories, countries, devices, ts, prices = zip(*ctx, strict=True)
-        p = self.score(counts, user_ids, item_ids, categories, countries, devices, np.array(ts, dtype=np.int64),
-                       np.array(prices, dtype=np.float64))
+        counts = unpack(vecs, g).reshape(len(flat), 3 * 4 * g)
+        p = self.score(counts, user_ids, item_ids, [CATEGORIES[category[i]] for i in flat], countries, devices,
+                       np.array(ts, dtype=np.int64), np.array([price[i] for i in flat], dtype=np.float64))
         records, a = [], 0
-        for (r, cut), cands in zip(ready, candidates, strict=True):
-            scored = [(self.retriever.item_ids[i], s, float(p[a + n])) for n, (i, s) in enumerate(cands)]
+        for (r, cut), cands, sc in zip(ready, cand_rows, cand_scores, strict=True):
+            mine = p[a:a + len(cands)]
             a += len(cands)
-            order = sorted(range(len(scored)), key=lambda n: (-scored[n][2], n))  # ties: the better retrieval rank
-            records.append(self._record(r, cut, [scored[n] for n in order[:r.k]], cold_start=False))
+            top = np.argsort(-mine, kind="stable")[:r.k].tolist()  # ties: the better retrieval rank
+            top_p = mine[top].tolist()
+            records.append(self._record(r, cut, [(catalog[cands[n]], sc[n], top_p[j]) for j, n in enumerate(top)],
+                                        cold_start=False))
         return records
 
     def _record(self, r: SlateRequest, cut: int, slate: Sequence[tuple[str, float | None, float | None]],
