@@ -152,7 +152,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, Any]):
         if batch is None:
             if now - self.last_emit >= self.heartbeat_ms:
                 self.last_emit = now
-                return [RawBatch(self.topic, self.partition, wall_ms=now)]
+                return [RawBatch(self.topic, self.partition, wall_ms=now, behind=self._behind())]
             return []
         batch.wall_ms = now
         if batch.eof:
@@ -161,6 +161,17 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, Any]):
             self.next_offset = batch.offsets[-1] + 1
         self.last_emit = now
         return [batch]
+
+    def _behind(self) -> bool:
+        """Records past what was read are known to be there (the end offset of the last fetch; no broker call).
+
+        A worker's partitions share one consumer, whose fetches can serve some partitions for a
+        while and none of this one: that is a backlog, not an idle partition. Unknown (no fetch
+        answered yet for it): not behind, so a partition that stays empty still goes idle.
+        """
+        low, high = self.reader.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition), cached=True)
+        position = low if self.next_offset == OFFSET_BEGINNING else self.next_offset  # OFFSET_END: nothing known
+        return high >= 0 and position >= 0 and high > position
 
     def snapshot(self) -> Any:
         return self.next_offset if self.requests is None else (self.next_offset, self.next_request)

@@ -151,6 +151,9 @@ class RawBatch:
     eof: bool = False  # the partition is finished (finite input)
     requests_source: str = ""  # the requests topic (slates), when it is read beside the events
     requests: list[tuple[int, bytes | None]] = field(default_factory=list)  # (offset, value) slate requests
+    # a heartbeat of a partition whose reader knows of records not read yet (a busy flow, a starved
+    # fetch): the partition is behind, not idle, so its watermark must not follow the wall clock
+    behind: bool = False
 
 
 @mypyc_attr(native_class=False)  # a plain Python class when compiled: picklable, rarely touched
@@ -434,7 +437,7 @@ class PartitionState:
             accepted += 1
 
         counters["accepted"] += accepted
-        if accepted or self.last_event_wall is None:
+        if accepted or batch.behind or self.last_event_wall is None:
             self.last_event_wall = wall
         self._advance_idle(wall, batch.eof)
         self._expire(records)

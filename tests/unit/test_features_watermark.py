@@ -287,3 +287,20 @@ def test_the_flow_keeps_what_its_outputs_read():
     assert entry_needs(FlowConfig(model=None, event_features_topic="ef", output="none", backfill=True,
                                   examples_out="x"), scoring=False, recovery=False) == EntryNeeds(True, True, True,
                                                                                                  history=True)
+
+
+def test_a_partition_behind_its_backlog_is_not_idle():
+    """Heartbeats of a partition with records waiting (a busy flow, a starved fetch) keep its watermark."""
+    from features.partition_stage import PartitionState
+
+    behind, idle = PartitionState(CFG, 0), PartitionState(CFG, 0)
+    for state in (behind, idle):
+        state.process(RawBatch("t", 0, [0], [event(0, T0 + 500)], wall_ms=T0 + 1_000))
+    for wall in range(T0 + 2_000, T0 + 60_000, 1_000):
+        behind.process(RawBatch("t", 0, wall_ms=wall, behind=True))
+        idle.process(RawBatch("t", 0, wall_ms=wall))
+    assert behind.watermark == T0 + 500 - CFG.allowed_lateness_ms  # as its newest event left it
+    assert idle.watermark > T0 + 500  # followed the wall clock after the idle timeout
+    # the backlog arrives: nothing of it is late behind a watermark that ran ahead
+    out = behind.process(RawBatch("t", 0, [1], [event(1, T0 + 600)], wall_ms=T0 + 61_000))
+    assert not any(d == "dead_letters" for o in out if isinstance(o, Records) for d, _, _ in o.records)
