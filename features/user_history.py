@@ -53,15 +53,18 @@ class UserHistory:
         self.users: dict[str, list[tuple[int, int, str]]] = {}
         self.purchases: dict[str, list[tuple[int, int, str]]] = {}  # per user, sorted like ``users``
         self.sessions: dict[str, dict[str, int]] = {}  # per user: session id -> its newest event time
+        self.session_room: dict[str, int] = {}  # per user: sessions kept before the next scan for old ones
         self.arrivals = 0  # arrival counter (orders events of the same millisecond)
 
     def __reduce__(self) -> tuple[type[UserHistory], tuple[int, int, int], dict[str, Any]]:
         return UserHistory, (self.n, self.lateness_ms, self.purchase_window_ms), {
-            "users": self.users, "purchases": self.purchases, "sessions": self.sessions, "arrivals": self.arrivals}
+            "users": self.users, "purchases": self.purchases, "sessions": self.sessions, "arrivals": self.arrivals,
+            "session_room": self.session_room}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.users, self.purchases, self.sessions = state["users"], state["purchases"], state["sessions"]
         self.arrivals = state["arrivals"]
+        self.session_room = state.get("session_room", {})  # absent in snapshots of earlier builds
 
     def recent(self, user_id: str, t: int) -> tuple[str, ...]:
         """The user's recent items as of an event at ``t`` (before recording it)."""
@@ -122,8 +125,13 @@ class UserHistory:
     def purchased(self, user_id: str, t: int) -> tuple[str, ...]:
         """Distinct items the user bought with event time in ``(t - window, t]``, most recent first."""
         out: list[str] = []
-        for ts, _, item in reversed(self.purchases.get(user_id, ())):
-            if t - self.purchase_window_ms < ts <= t and item not in out:
+        seen: set[str] = set()
+        since = t - self.purchase_window_ms
+        for ts, _, item in reversed(self.purchases.get(user_id, ())):  # newest first
+            if ts <= since:
+                break
+            if ts <= t and item not in seen:
+                seen.add(item)
                 out.append(item)
         return tuple(out)
 
@@ -143,10 +151,12 @@ class UserHistory:
                 seen[session_id] = t
             return False
         seen[session_id] = t
-        if len(seen) > 8:  # amortised: forget the sessions long past
+        if len(seen) > self.session_room.get(user_id, 8):  # amortised: forget the sessions long past
             limit = max(seen.values()) - self.SESSION_MEMORY_MS
             for old in [s for s, last in seen.items() if last < limit]:
                 del seen[old]
+            # a user with many recent sessions is scanned again only when they have doubled
+            self.session_room[user_id] = max(8, 2 * len(seen))
         return True
 
     def forget(self, user_ids: list[str]) -> None:
@@ -155,3 +165,4 @@ class UserHistory:
             self.users.pop(user_id, None)
             self.purchases.pop(user_id, None)
             self.sessions.pop(user_id, None)
+            self.session_room.pop(user_id, None)
