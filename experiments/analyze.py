@@ -114,9 +114,11 @@ def table(report: dict[str, Any]) -> str:
                          f"{last['p_always_valid_running']:.4g}")
         t = c.get("true_lift")
         if t is not None:
-            lines.append(f"  true lift {t['absolute']:+.4f} ({100 * t['relative']:+.2f}%): "
+            lines.append(f"  true lift {t['absolute']:+.4f} absolute: "
                          f"{'covered' if t['covered_absolute'] else 'NOT covered'} by the user-level interval, "
-                         f"{'covered' if t['covered_by_impression_ci'] else 'not covered'} by the impression-level one")
+                         f"{'covered' if t['covered_by_impression_ci'] else 'not covered'} by the impression-level one; "
+                         f"{100 * t['relative']:+.2f}% relative: "
+                         f"{'covered' if t['covered_relative'] else 'NOT covered'} by the user-level interval")
     lines += ["", "verdict: " + report["verdict"]]
     return "\n".join(lines)
 
