@@ -231,12 +231,9 @@ def check(obj: Any) -> Rejection | None:
             "unsupported_schema_version",
             f"schema_version {version!r}; this reader knows {SCHEMA_VERSION} and {SERVED_SCHEMA_VERSION}",
         )
-    for f in _STR_FIELDS:
-        v = event.get(f)
-        if type(v) is not str or not v or len(v) > _MAX_ID_LEN:
-            if f not in event:
-                return Rejection("schema", f"missing field {f!r}")
-            return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
+    rejection = _check_ids(event, _STR_FIELDS, "")
+    if rejection is not None:
+        return rejection
     event_type = event.get(K_EVENT_TYPE)
     if type(event_type) is not str or event_type not in EVENT_TYPE_INDEX:
         if "event_type" not in event:
@@ -275,14 +272,22 @@ def check(obj: Any) -> Rejection | None:
     return None
 
 
-def _check_served(event: dict[str, Any]) -> Rejection | None:
-    """The fields a version 2 event adds."""
-    for f in _EXPERIMENT_STR_FIELDS:
+def _check_ids(event: dict[str, Any], names: tuple[str, ...], required_note: str) -> Rejection | None:
+    """The first of ``names`` that is missing or not a non-empty string of at most _MAX_ID_LEN characters."""
+    for f in names:
         v = event.get(f)
         if type(v) is not str or not v or len(v) > _MAX_ID_LEN:
             if f not in event:
-                return Rejection("schema", f"missing field {f!r} (required on version 2)")
+                return Rejection("schema", f"missing field {f!r}{required_note}")
             return Rejection("schema", f"{f} must be a non-empty string of at most {_MAX_ID_LEN} characters, got {v!r}")
+    return None
+
+
+def _check_served(event: dict[str, Any]) -> Rejection | None:
+    """The fields a version 2 event adds."""
+    rejection = _check_ids(event, _EXPERIMENT_STR_FIELDS, " (required on version 2)")
+    if rejection is not None:
+        return rejection
     position = event.get(K_POSITION)
     if type(position) is not int or not 1 <= position <= MAX_POSITION:
         if "position" not in event:

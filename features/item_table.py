@@ -44,8 +44,8 @@ class ClosedWindowTable(TileTable):
         self.closed_until = NO_WINDOW  # every window ending at or before this is closed
         self.t_floor = 0  # no future query has an event time below this (raised with the watermark)
 
-    def add(self, key: str, t: int, k: int) -> None:
-        """Count an event into its (open) window."""
+    def _entity_at(self, key: str, t: int) -> ItemEntity:
+        """The item's entity, made if new, with its newest time raised to ``t``."""
         e: ItemEntity | None = self.entities.get(key)  # type: ignore[assignment]  # this table's entities
         if e is None:
             e = ItemEntity(t, self._lo(self.t_floor), t)  # fast_until = t: the first query syncs
@@ -54,6 +54,11 @@ class ClosedWindowTable(TileTable):
             e.max_ts = t
             if t // HOUR_MS > e.bucket:
                 self._touch(key, e, t)
+        return e
+
+    def add(self, key: str, t: int, k: int) -> None:
+        """Count an event into its (open) window."""
+        e = self._entity_at(key, t)
         ws = t - t % self.window_ms
         if ws == e.cur_ws:  # most events: the item's latest window, kept out of the dict
             e.cur_w += INC_WINDOW[k]
@@ -91,14 +96,7 @@ class ClosedWindowTable(TileTable):
 
         Windows of one item must come in start order, as a table closes them.
         """
-        e: ItemEntity | None = self.entities.get(key)  # type: ignore[assignment]  # this table's entities
-        if e is None:
-            e = ItemEntity(ws, self._lo(self.t_floor), ws)  # fast_until = ws: the first query syncs
-            self._add_entity(key, e)
-        elif ws > e.max_ts:
-            e.max_ts = ws
-            if ws // HOUR_MS > e.bucket:
-                self._touch(key, e, ws)
+        e = self._entity_at(key, ws)
         e.min_ws.append(ws)
         e.min_c.append(w)
         e.total += w * self.rep

@@ -506,11 +506,9 @@ class PartitionState:
             user_id: str = request["user_id"]
             context: dict[str, Any] = request.get("context") or {}
             vec, as_of = users.peek(user_id)
-            slots = self.category_slots
-            cat_vecs = tuple(users.slot_vector(vec, slots[c]) if c in slots else 0 for c in CATEGORIES)
             t: int = request["ts"]
             out.append(SlateRequest(request["request_id"], user_id, t, k, context.get("device", ""),
-                                    context.get("country", ""), "request", vec & users.mask, cat_vecs,
+                                    context.get("country", ""), "request", vec & users.mask, self._category_vecs(vec),
                                     history.recent(user_id, as_of), history.purchased(user_id, t), as_of))
 
     def _session_slate(self, event: dict[str, Any], vec: int, history: UserHistory) -> SlateRequest:
@@ -519,11 +517,16 @@ class PartitionState:
         assert users is not None
         t: int = event[K_TS]
         user_id: str = event[K_USER_ID]
-        slots = self.category_slots
-        cat_vecs = tuple(users.slot_vector(vec, slots[c]) if c in slots else 0 for c in CATEGORIES)
         return SlateRequest(event[K_SESSION_ID], user_id, t, self.slate_k, event[K_DEVICE], event[K_COUNTRY],
-                            "session_start", vec & users.mask, cat_vecs, history.recent(user_id, t),
+                            "session_start", vec & users.mask, self._category_vecs(vec), history.recent(user_id, t),
                             history.purchased(user_id, t), t)
+
+    def _category_vecs(self, vec: int) -> tuple[int, ...]:
+        """Per category of CATEGORIES, the user x category packed counts in the user's vector ``vec`` (0: none)."""
+        users = self.users
+        assert users is not None
+        slots = self.category_slots
+        return tuple(users.slot_vector(vec, slots[c]) if c in slots else 0 for c in CATEGORIES)
 
     def _category_counts(self, vec: int) -> tuple[tuple[int, int, int, int], ...]:
         """Per category of CATEGORIES, the counts of the longest horizon in the user's vector ``vec``."""

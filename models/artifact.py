@@ -26,6 +26,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,9 @@ class ModelArtifact:
     train_config: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""  # UTC ISO-8601; set by save_artifact when empty
 
-    @property
+    @cached_property
     def version(self) -> str:
+        """The weights' content hash (computed once: it reads every weight)."""
         return weights_version(self.state_dict)
 
     def build_model(self) -> DLRM:

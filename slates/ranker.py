@@ -78,7 +78,6 @@ class SlateRanker:
         self.item_category: list[int] = retriever.category.tolist()  # per catalog row: an index into CATEGORIES
         self.item_price: list[float] = retriever.price.tolist()  # per catalog row, USD
         self.score, self.ranking_version = score, ranking_model_version
-        self.retrieval_version = retriever.version  # a hash of every weight: computed once, not per slate
         self.users = users
         self.settings = settings or SlateSettings()
         self.item_delay_ms = self.settings.item_delay_ms
@@ -204,7 +203,7 @@ class SlateRanker:
             "cold_start": cold_start,
             "slate": [{"item_id": item, "rank": n + 1, "retrieval_score": rs, "score": s}
                       for n, (item, rs, s) in enumerate(slate)],
-            "retrieval_model": self.retrieval_version, "ranking_model": self.ranking_version,
+            "retrieval_model": self.retriever.version, "ranking_model": self.ranking_version,
             "features_as_of": r.features_as_of, "item_features_as_of": cut,
         }
         return ("recommendations", r.user_id.encode(), orjson.dumps(value))
